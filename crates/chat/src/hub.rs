@@ -1,0 +1,136 @@
+//! In-process fan-out of chat events.
+//!
+//! Two kinds of channel: one per tenant (every agent socket of the tenant
+//! listens) and one per conversation (the visitor's sockets listen). Channels
+//! exist only while someone listens. A listener that falls too far behind is
+//! told it lagged and must re-read from the store by sequence number, so a
+//! slow socket can never hold up the others or lose a message.
+
+use palisade_model::{AuthorKind, Conversation, ConversationId, Message, TenantId};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::broadcast;
+
+const TENANT_CAPACITY: usize = 1024;
+const CONVERSATION_CAPACITY: usize = 256;
+
+/// Something that happened in a conversation.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Message { tenant_id: TenantId, message: Message },
+    Conversation { conversation: Conversation },
+    Typing {
+        tenant_id: TenantId,
+        conversation_id: ConversationId,
+        author_kind: AuthorKind,
+        author_name: Option<String>,
+        typing: bool,
+    },
+}
+
+impl Event {
+    pub fn tenant_id(&self) -> &TenantId {
+        match self {
+            Self::Message { tenant_id, .. } | Self::Typing { tenant_id, .. } => tenant_id,
+            Self::Conversation { conversation } => &conversation.tenant_id,
+        }
+    }
+
+    pub fn conversation_id(&self) -> &ConversationId {
+        match self {
+            Self::Message { message, .. } => &message.conversation_id,
+            Self::Conversation { conversation } => &conversation.id,
+            Self::Typing { conversation_id, .. } => conversation_id,
+        }
+    }
+}
+
+type Channels<K> = Mutex<HashMap<K, broadcast::Sender<Arc<Event>>>>;
+
+#[derive(Debug, Default)]
+pub struct Hub {
+    tenants: Channels<TenantId>,
+    conversations: Channels<ConversationId>,
+}
+
+/// A live listener. Dropping it removes its channel once nobody else listens.
+pub struct Subscription {
+    receiver: broadcast::Receiver<Arc<Event>>,
+    cleanup: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+impl Subscription {
+    /// The next event; `Err(Lagged)` means events were skipped and the
+    /// listener must catch up from the store.
+    pub async fn recv(&mut self) -> Result<Arc<Event>, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        (self.cleanup)();
+    }
+}
+
+fn lock<K>(channels: &Channels<K>) -> std::sync::MutexGuard<'_, HashMap<K, broadcast::Sender<Arc<Event>>>> {
+    // A panic while holding this lock cannot leave the map inconsistent.
+    channels.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn subscribe<K: Clone + Eq + Hash + Send + Sync + 'static>(
+    hub: &Arc<Hub>,
+    pick: fn(&Hub) -> &Channels<K>,
+    key: K,
+    capacity: usize,
+) -> Subscription {
+    let receiver = lock(pick(hub))
+        .entry(key.clone())
+        .or_insert_with(|| broadcast::channel(capacity).0)
+        .subscribe();
+    let weak = Arc::downgrade(hub);
+    let cleanup = Box::new(move || {
+        if let Some(hub) = weak.upgrade() {
+            let mut channels = lock(pick(&hub));
+            // This subscription's receiver is still alive while we run.
+            if channels.get(&key).is_some_and(|tx| tx.receiver_count() <= 1) {
+                channels.remove(&key);
+            }
+        }
+    });
+    Subscription { receiver, cleanup }
+}
+
+impl Hub {
+    /// Every event of a tenant: what an agent's socket listens to.
+    pub fn subscribe_tenant(self: &Arc<Self>, tenant: &TenantId) -> Subscription {
+        subscribe(self, |hub| &hub.tenants, tenant.clone(), TENANT_CAPACITY)
+    }
+
+    /// Every event of one conversation: what a visitor's socket listens to.
+    pub fn subscribe_conversation(self: &Arc<Self>, id: &ConversationId) -> Subscription {
+        subscribe(self, |hub| &hub.conversations, id.clone(), CONVERSATION_CAPACITY)
+    }
+
+    pub fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        if let Some(tx) = lock(&self.tenants).get(event.tenant_id()) {
+            let _ = tx.send(event.clone());
+        }
+        if let Some(tx) = lock(&self.conversations).get(event.conversation_id()) {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// How many channels are open: for metrics and leak tests.
+    pub fn channel_count(&self) -> usize {
+        lock(&self.tenants).len() + lock(&self.conversations).len()
+    }
+}

@@ -1,0 +1,269 @@
+// The agent console: sign-in, then the conversation list and the open
+// conversation, kept current over the agent WebSocket.
+//
+// After every (re)connect the list and the open conversation are fetched
+// again over HTTP, since events sent while the socket was down are gone.
+
+import { socketUrl } from "/widget/http.js";
+import { Socket } from "/widget/socket.js";
+import { ApiError, api, conversationPath, describeError, setCsrfToken, whenSessionExpires } from "./api.js";
+import { ConversationList } from "./list.js";
+import { ThreadView } from "./thread.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  loading: $("loading"),
+  login: $("login"),
+  loginForm: $("login-form"),
+  loginError: $("login-error"),
+  loginSubmit: $("login-submit"),
+  email: $("email"),
+  password: $("password"),
+  console: $("console"),
+  me: $("me"),
+  logout: $("logout"),
+  banner: $("banner"),
+  filters: [...document.querySelectorAll(".filter")],
+  noThread: $("no-thread"),
+  back: $("back"),
+};
+
+let me = null; // the signed-in agent
+let socket = null;
+let filter = "open";
+const fetchingConversations = new Set();
+
+const list = new ConversationList($("conversations"), $("list-empty"), {
+  onSelect: openConversation,
+  isViewing: (id) => thread.currentId === id && !document.hidden,
+});
+
+const thread = new ThreadView(
+  {
+    section: $("thread"),
+    title: $("thread-title"),
+    status: $("thread-status"),
+    claim: $("claim"),
+    close: $("close-conversation"),
+    error: $("thread-error"),
+    scroller: $("scroller"),
+    typing: $("typing"),
+    composer: $("composer"),
+    reply: $("reply"),
+    replyLabel: $("reply-label"),
+  },
+  {
+    send: (frame) => socket !== null && socket.send(frame),
+    onConversation: applyConversation,
+  },
+);
+
+// ---- signing in and out ---------------------------------------------------
+
+async function resumeSession() {
+  try {
+    const { agent, csrf_token: csrf } = await api("GET", "/v1/agent/me");
+    signedIn(agent, csrf);
+  } catch (err) {
+    showLogin(err instanceof ApiError ? null : describeError(err));
+  }
+}
+
+function signedIn(agent, csrf) {
+  me = agent;
+  thread.me = agent;
+  setCsrfToken(csrf);
+
+  ui.me.textContent = agent.name;
+  ui.loading.hidden = true;
+  ui.login.hidden = true;
+  ui.console.hidden = false;
+  ui.filters.find((b) => b.dataset.status === filter).focus();
+
+  refreshList();
+  socket = new Socket(socketUrl("/v1/agent/ws"), { onOpen, onFrame, onClose });
+  socket.start();
+}
+
+function signedOut(message) {
+  socket?.stop();
+  socket = null;
+  me = null;
+  setCsrfToken(null);
+  list.reset();
+  thread.reset();
+  showBanner(null);
+  ui.console.classList.remove("console--reading");
+  ui.console.hidden = true;
+  document.title = "Palisade";
+  showLogin(message);
+}
+
+function showLogin(message) {
+  ui.loading.hidden = true;
+  ui.login.hidden = false;
+  ui.loginError.textContent = message || "";
+  ui.loginError.hidden = !message;
+  ui.email.focus();
+}
+
+ui.loginForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  ui.loginError.hidden = true;
+  ui.loginSubmit.disabled = true;
+
+  const credentials = { email: ui.email.value.trim(), password: ui.password.value };
+  try {
+    const { agent, csrf_token: csrf } = await api("POST", "/v1/agent/login", credentials);
+    ui.password.value = "";
+    signedIn(agent, csrf);
+  } catch (err) {
+    const wrong = err instanceof ApiError && err.status === 401;
+    showLogin(wrong ? "That email and password do not match." : describeError(err));
+    if (wrong) ui.password.select();
+  } finally {
+    ui.loginSubmit.disabled = false;
+  }
+});
+
+ui.logout.addEventListener("click", async () => {
+  try {
+    await api("POST", "/v1/agent/logout");
+  } catch {
+    // Signed out here either way; the cookie expires on its own.
+  }
+  signedOut(null);
+});
+
+whenSessionExpires(() => signedOut("Your session has ended. Please sign in again."));
+
+// ---- live events ----------------------------------------------------------
+
+function onOpen() {
+  showBanner(null);
+  refreshList();
+  thread.catchUp();
+  thread.resendUnsent();
+}
+
+function onClose({ opened }) {
+  showBanner("Reconnecting…");
+  // A socket refused before opening may mean the session is gone; asking
+  // /me finds out (a 401 there signs us out).
+  if (!opened && me) api("GET", "/v1/agent/me").catch(() => {});
+}
+
+function onFrame(frame) {
+  switch (frame.type) {
+    case "conversation":
+      if (frame.conversation) applyConversation(frame.conversation);
+      break;
+    case "message":
+      if (frame.message) onMessage(frame.message);
+      break;
+    case "ack":
+      thread.onAck(frame);
+      break;
+    case "typing":
+      thread.onTyping(frame);
+      break;
+    case "error":
+      if (frame.client_msg_id) thread.onError(frame);
+      break;
+  }
+  updateTitle();
+}
+
+function onMessage(message) {
+  const id = message.conversation_id;
+  const known = list.has(id);
+  const fromMe = message.author_kind === "agent" && message.author_id === me.id;
+
+  list.noteMessage(message, fromMe);
+  thread.onMessage(message);
+  if (!known) fetchConversation(id);
+}
+
+function applyConversation(conversation) {
+  list.upsert(conversation);
+  thread.update(conversation);
+}
+
+// ---- fetching -------------------------------------------------------------
+
+async function refreshList() {
+  const status = filter;
+  try {
+    const { conversations } = await api("GET", `/v1/agent/conversations?status=${status}`);
+    list.load(status, conversations);
+    updateTitle();
+  } catch (err) {
+    if (me) showBanner(`Could not load conversations. ${describeError(err)}`);
+  }
+}
+
+// A message for a conversation we had not heard of yet.
+async function fetchConversation(id) {
+  if (fetchingConversations.has(id)) return;
+  fetchingConversations.add(id);
+  try {
+    list.upsert(await api("GET", conversationPath(id)));
+  } catch {
+    // The placeholder row stays; the next list refresh corrects it.
+  } finally {
+    fetchingConversations.delete(id);
+  }
+}
+
+// ---- view -----------------------------------------------------------------
+
+function openConversation(id) {
+  const conversation = list.get(id);
+  if (!conversation) return;
+
+  list.select(id);
+  thread.open(conversation);
+  list.markSeen(id);
+  ui.noThread.hidden = true;
+  ui.console.classList.add("console--reading");
+  updateTitle();
+}
+
+ui.back.addEventListener("click", () => {
+  const id = thread.currentId;
+  thread.closeView();
+  list.select(null);
+  ui.noThread.hidden = false;
+  ui.console.classList.remove("console--reading");
+  requestAnimationFrame(() => {
+    for (const button of document.querySelectorAll(".conv")) {
+      if (button.dataset.id === id) button.focus();
+    }
+  });
+});
+
+for (const button of ui.filters) {
+  button.addEventListener("click", () => {
+    filter = button.dataset.status;
+    for (const other of ui.filters) other.setAttribute("aria-pressed", String(other === button));
+    list.setFilter(filter);
+    refreshList();
+  });
+}
+
+function showBanner(text) {
+  ui.banner.textContent = text || "";
+  ui.banner.hidden = !text;
+}
+
+function updateTitle() {
+  const unread = list.totalUnread();
+  document.title = document.hidden && unread > 0 ? `(${unread}) Palisade` : "Palisade";
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && thread.currentId) list.markSeen(thread.currentId);
+  updateTitle();
+});
+
+resumeSession();

@@ -1,0 +1,107 @@
+//! The gateway: Palisade's single public entry point.
+//!
+//! It owns the TLS listener, strict routing (an unknown path is a JSON 404, a
+//! wrong method a JSON 405), request size limits, time-outs, request ids,
+//! security headers and access logs, and turns credentials into an actor
+//! before any chat code runs. Beside it, the ops listener serves health and
+//! metrics on loopback only.
+//!
+//! Invariants: the gateway never opens the database itself (it calls the chat
+//! service and the store's typed methods); nothing but the TLS listener and
+//! the loopback ops listener accepts connections.
+
+mod assets;
+mod error;
+mod extract;
+mod metrics;
+mod middleware;
+mod ops;
+mod routes;
+mod tls;
+mod ws;
+
+pub use error::{ApiError, ApiResult};
+pub use metrics::Metrics;
+pub use ops::serve_ops;
+pub use tls::{ServeHandle, serve_public, server_config};
+
+use axum::Router;
+use palisade_chat::{Actor, Chat};
+use palisade_identity::{PasswordHasher, VisitorTokens};
+use palisade_model::now_millis;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest JSON request body accepted.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// Gateway settings, already validated by the binary's config loader.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The origin browsers see, e.g. `https://127.0.0.1:8443`. Agent
+    /// WebSockets must come from it.
+    pub public_origin: String,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    pub visitor_token_ttl: Duration,
+    /// A TLS handshake that takes longer is dropped.
+    pub handshake_timeout: Duration,
+    /// Request headers that take longer to arrive are dropped (slow clients).
+    pub header_read_timeout: Duration,
+    /// The most concurrent public connections.
+    pub max_connections: usize,
+    /// The demo widget key substituted into the demo host page, if any.
+    pub demo_widget_key: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_origin: "https://127.0.0.1:8443".into(),
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            visitor_token_ttl: Duration::from_secs(24 * 3600),
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            demo_widget_key: None,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub chat: Chat,
+    pub passwords: Arc<PasswordHasher>,
+    pub visitor_tokens: Arc<VisitorTokens>,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// The visitor a bearer token names, if the token is genuine and current.
+    pub fn visitor_actor(&self, token: &str) -> ApiResult<Actor> {
+        let claims = self
+            .visitor_tokens
+            .verify(token, now_millis())
+            .map_err(|_| ApiError::Unauthorized("visitor token is invalid or expired"))?;
+        Ok(Actor::Visitor {
+            tenant_id: claims.tenant_id,
+            widget_id: claims.widget_id,
+            visitor_id: claims.visitor_id,
+            name: None,
+        })
+    }
+}
+
+/// The public router: every route family, the strict fallbacks, and the
+/// request middleware around all of them.
+pub fn public_router(state: AppState) -> Router {
+    routes::router()
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::around_request))
+        .with_state(state)
+}

@@ -1,0 +1,140 @@
+//! `/v1/visitor/`: what the widget calls. A widget key buys a signed visitor
+//! session; the session's bearer token opens the visitor's own
+//! conversations and nothing else.
+
+use super::{Page, SendBody, send_message};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{StrictJson, StrictQuery, VisitorAuth};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use palisade_chat::Actor;
+use palisade_identity::VisitorClaims;
+use palisade_model::{ConversationId, Email, now_millis};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/sessions", post(create_session))
+        .route("/conversations", get(list_conversations).post(open_conversation))
+        .route("/conversations/{id}/messages", get(history).post(send))
+        .route("/ws", get(crate::ws::visitor_socket))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionRequest {
+    widget_key: String,
+    name: Option<String>,
+    email: Option<String>,
+    resume_token: Option<String>,
+}
+
+async fn create_session(
+    State(state): State<AppState>,
+    StrictJson(req): StrictJson<SessionRequest>,
+) -> ApiResult<Response> {
+    let widget = state
+        .chat
+        .store()
+        .widget_by_public_key(&req.widget_key)
+        .await?
+        .ok_or(ApiError::NotFound("widget"))?;
+
+    let resumed = match &req.resume_token {
+        Some(token) => match state.visitor_actor(token)? {
+            Actor::Visitor { tenant_id, visitor_id, .. } if tenant_id == widget.tenant_id => {
+                Some(visitor_id)
+            }
+            _ => return Err(ApiError::Unauthorized("resume_token belongs to another widget")),
+        },
+        None => None,
+    };
+    let visitor_id = match resumed {
+        Some(id) => id,
+        None => {
+            let name = match req.name.as_deref().map(str::trim) {
+                Some(name) if name.chars().count() > 100 => {
+                    return Err(ApiError::bad_request("invalid_name", "name is over 100 characters"));
+                }
+                Some("") | None => None,
+                Some(name) => Some(name),
+            };
+            let email = req
+                .email
+                .as_deref()
+                .filter(|e| !e.trim().is_empty())
+                .map(Email::parse)
+                .transpose()
+                .map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+            let store = state.chat.store();
+            store.create_visitor(&widget.tenant_id, &widget.id, name, email.as_ref()).await?
+        }
+    };
+
+    let ttl = i64::try_from(state.settings.visitor_token_ttl.as_millis()).unwrap_or(i64::MAX);
+    let claims = VisitorClaims {
+        tenant_id: widget.tenant_id.clone(),
+        widget_id: widget.id.clone(),
+        visitor_id: visitor_id.clone(),
+        expires_at: now_millis().saturating_add(ttl),
+    };
+    let token = state.visitor_tokens.issue(&claims);
+    let body = json!({
+        "token": token,
+        "visitor_id": visitor_id,
+        "expires_at": claims.expires_at,
+        "widget": {"name": widget.name, "greeting": widget.greeting},
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list_conversations(
+    State(state): State<AppState>,
+    VisitorAuth(actor): VisitorAuth,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Actor::Visitor { tenant_id, visitor_id, .. } = &actor else {
+        return Err(ApiError::Unauthorized("a visitor token is required"));
+    };
+    let conversations = state.chat.store().visitor_conversations(tenant_id, visitor_id).await?;
+    Ok(Json(json!({ "conversations": conversations })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenRequest {}
+
+async fn open_conversation(
+    State(state): State<AppState>,
+    VisitorAuth(actor): VisitorAuth,
+    StrictJson(OpenRequest {}): StrictJson<OpenRequest>,
+) -> ApiResult<Response> {
+    let conversation = state.chat.open_conversation(&actor).await?;
+    Ok((StatusCode::CREATED, Json(conversation)).into_response())
+}
+
+async fn history(
+    State(state): State<AppState>,
+    VisitorAuth(actor): VisitorAuth,
+    Path(id): Path<String>,
+    StrictQuery(page): StrictQuery<Page>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (after, limit) = page.checked()?;
+    let (access, _) = state.chat.authorize(&actor, &ConversationId::from_raw(id)).await?;
+    let messages = state.chat.history(&access, after, limit).await?;
+    Ok(Json(json!({ "messages": messages })))
+}
+
+async fn send(
+    State(state): State<AppState>,
+    VisitorAuth(actor): VisitorAuth,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<SendBody>,
+) -> ApiResult<Response> {
+    let (access, _) = state.chat.authorize(&actor, &ConversationId::from_raw(id)).await?;
+    send_message(&state, &access, body).await
+}

@@ -1,0 +1,18 @@
+//! Who is calling.
+//!
+//! - Agent passwords: Argon2id hashes; verification takes the same time
+//!   whether or not the account exists.
+//! - Agent sessions: opaque random tokens handed to the browser in a cookie;
+//!   only their SHA-256 is stored, so a database leak yields no live session.
+//! - Visitor sessions: tokens signed with HMAC-SHA256 under a server key,
+//!   naming tenant, widget and visitor, with an expiry.
+//!
+//! This crate holds no state and does no I/O: callers store what it makes.
+
+mod password;
+mod secret;
+mod visitor;
+
+pub use password::{PasswordError, PasswordHasher};
+pub use secret::{SecretString, constant_time_eq, random_token, sha256_hex};
+pub use visitor::{VisitorClaims, VisitorTokenError, VisitorTokens};

@@ -1,0 +1,160 @@
+//! Validated inputs: values that can only be made valid.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why an input was refused. The message says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("message body is empty")]
+    EmptyBody,
+    #[error("message body has {chars} characters; the limit is {limit}")]
+    BodyTooLong { chars: usize, limit: usize },
+    #[error("message body contains a control character other than newline or tab")]
+    BodyControlChar,
+    #[error("client_msg_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'")]
+    BadClientMsgId,
+    #[error("email address is not valid")]
+    BadEmail,
+}
+
+/// The text of a chat message: trimmed, 1 to [`MessageBody::MAX_CHARS`]
+/// characters, no control characters but newline and tab. Always plain text:
+/// whatever shows it must render it as text, never as markup.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    pub const MAX_CHARS: usize = 4000;
+
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(InputError::EmptyBody);
+        }
+        let chars = trimmed.chars().count();
+        if chars > Self::MAX_CHARS {
+            return Err(InputError::BodyTooLong { chars, limit: Self::MAX_CHARS });
+        }
+        if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(InputError::BodyControlChar);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// Wraps a body read back from the store, where it was validated on the way in.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Message text is customer data: debug output shows its size, never its words.
+impl fmt::Debug for MessageBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageBody({} bytes)", self.0.len())
+    }
+}
+
+/// The sender's own id for a message, which makes resending idempotent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ClientMsgId(String);
+
+impl ClientMsgId {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+        if raw.is_empty() || raw.len() > 64 || !raw.chars().all(ok_char) {
+            return Err(InputError::BadClientMsgId);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address, checked only for shape (one '@', no spaces, sane length):
+/// deliverability is not ours to judge.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let raw = raw.trim();
+        let shape_ok = raw.len() <= 254
+            && !raw.chars().any(|c| c.is_whitespace() || c.is_control())
+            && matches!(raw.split_once('@'), Some((local, domain))
+                if !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        if shape_ok { Ok(Self(raw.to_lowercase())) } else { Err(InputError::BadEmail) }
+    }
+
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Personal data: debug output does not show it.
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Email(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_trimmed_and_bounded() {
+        assert_eq!(MessageBody::parse("  hi \n").map(|b| b.0), Ok("hi".to_owned()));
+        assert_eq!(MessageBody::parse(" \n\t "), Err(InputError::EmptyBody));
+        let long = "é".repeat(MessageBody::MAX_CHARS + 1);
+        assert!(matches!(MessageBody::parse(&long), Err(InputError::BodyTooLong { .. })));
+        let max = "é".repeat(MessageBody::MAX_CHARS);
+        assert!(MessageBody::parse(&max).is_ok());
+    }
+
+    #[test]
+    fn body_refuses_control_chars_but_keeps_code_and_newlines() {
+        assert_eq!(MessageBody::parse("a\u{0}b"), Err(InputError::BodyControlChar));
+        let code = "SELECT * FROM t; <script>alert(1)</script>\n\tx";
+        assert!(MessageBody::parse(code).is_ok());
+    }
+
+    #[test]
+    fn body_debug_hides_text() {
+        let body = MessageBody::parse("secret words").expect("valid");
+        assert!(!format!("{body:?}").contains("secret"));
+    }
+
+    #[test]
+    fn client_msg_id_charset() {
+        assert!(ClientMsgId::parse("c-0190f1a2.x:1_").is_ok());
+        for bad in ["", "has space", "ünï", &"a".repeat(65), "a/b"] {
+            assert_eq!(ClientMsgId::parse(bad), Err(InputError::BadClientMsgId), "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_shape() {
+        assert_eq!(Email::parse(" Ann@Example.COM ").map(|e| e.0), Ok("ann@example.com".into()));
+        for bad in ["", "ann", "ann@", "@x.com", "a b@x.com", "a@b@c.com", "a@localhost"] {
+            assert_eq!(Email::parse(bad), Err(InputError::BadEmail), "{bad}");
+        }
+    }
+}

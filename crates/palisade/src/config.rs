@@ -1,0 +1,363 @@
+//! Settings, parsed in two stages: the raw TOML (with environment overrides
+//! applied) into [`RawConfig`], which refuses unknown keys; then validated
+//! and derived into [`Config`]. Every refusal names the key and the reason.
+//!
+//! Environment overrides: `PALISADE_<KEY>` for a top-level key and
+//! `PALISADE_<SECTION>__<KEY>` for a key in a section, e.g.
+//! `PALISADE_SERVER__PUBLIC_ADDR=0.0.0.0:443`. A value is read as TOML when it
+//! parses as such (numbers, booleans, arrays) and as a string otherwise.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A setting that cannot be used, with the key that holds it.
+#[derive(Debug, thiserror::Error)]
+#[error("config key `{key}`: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+fn refuse(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.to_owned(), reason: reason.into() }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    data_dir: Option<PathBuf>,
+    server: RawServer,
+    tls: RawTls,
+    database: RawDatabase,
+    sessions: RawSessions,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    public_addr: String,
+    ops_addr: String,
+    public_origin: Option<String>,
+    server_names: Vec<String>,
+    handshake_timeout_secs: u64,
+    header_read_timeout_secs: u64,
+    max_connections: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            public_addr: "127.0.0.1:8443".into(),
+            ops_addr: "127.0.0.1:9090".into(),
+            public_origin: None,
+            server_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            max_connections: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    url: Option<String>,
+    max_connections: u32,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self { url: None, max_connections: 16 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSessions {
+    idle_minutes: u64,
+    absolute_hours: u64,
+    visitor_token_hours: u64,
+}
+
+impl Default for RawSessions {
+    fn default() -> Self {
+        Self { idle_minutes: 30, absolute_hours: 12, visitor_token_hours: 24 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: String,
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self { format: "auto".into(), level: "info".into() }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when standard error is not a terminal, text when it is.
+    Auto,
+    Json,
+    Text,
+}
+
+/// Where the server certificate comes from.
+#[derive(Clone, Debug)]
+pub enum TlsSource {
+    /// The internal CA in `<data_dir>/tls`, issuing for these names.
+    InternalCa { names: Vec<String> },
+    /// Operator-supplied PEM files.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub public_addr: SocketAddr,
+    pub ops_addr: SocketAddr,
+    pub public_origin: String,
+    pub tls: TlsSource,
+    /// May hold a password: never logged.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    pub visitor_token_ttl: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+const SECTIONS: [&str; 5] = ["server", "tls", "database", "sessions", "log"];
+const TOP_LEVEL: [&str; 1] = ["data_dir"];
+
+impl Config {
+    /// Reads `file` (if any), applies `PALISADE_*` overrides from `env`, and validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| refuse("--config", format!("reading {}: {e}", path.display())))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| refuse("--config", format!("{} is not valid TOML: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| refuse(&e.path().to_string(), e.inner().to_string()))?;
+        raw.validate()
+    }
+}
+
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("PALISADE_") else { continue };
+        let lower = rest.to_ascii_lowercase();
+        let path: Vec<&str> = lower.split("__").collect();
+        let known = match path.as_slice() {
+            [key] => TOP_LEVEL.contains(key),
+            [section, _] => SECTIONS.contains(section),
+            _ => false,
+        };
+        if !known {
+            continue; // not a config variable (e.g. PALISADE_TEST_POSTGRES_URL)
+        }
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let mut node = &mut *table;
+        for section in &path[..path.len() - 1] {
+            let entry = node
+                .entry((*section).to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = entry
+                .as_table_mut()
+                .ok_or_else(|| refuse(section, "must be a table, to take overrides from {name}"))?;
+        }
+        node.insert(path[path.len() - 1].to_owned(), parsed);
+    }
+    Ok(())
+}
+
+fn socket_addr(key: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
+    raw.parse().map_err(|_| refuse(key, format!("{raw:?} is not an address like 127.0.0.1:8443")))
+}
+
+fn positive(key: &str, value: u64, unit: &str, max: u64) -> Result<u64, ConfigError> {
+    if value == 0 || value > max {
+        return Err(refuse(key, format!("must be 1 to {max} {unit}, not {value}")));
+    }
+    Ok(value)
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("./palisade-data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(refuse("data_dir", "must not be empty"));
+        }
+        let server = self.server;
+        let public_addr = socket_addr("server.public_addr", &server.public_addr)?;
+        let ops_addr = socket_addr("server.ops_addr", &server.ops_addr)?;
+        if !ops_addr.ip().is_loopback() {
+            return Err(refuse("server.ops_addr", "the ops listener serves metrics and must stay on loopback"));
+        }
+        let public_origin = match server.public_origin {
+            Some(origin) => {
+                let well_formed = origin.starts_with("https://")
+                    && !origin.trim_end_matches('/').ends_with("https:/")
+                    && !origin[8..].contains('/')
+                    && origin.chars().all(|c| c.is_ascii_graphic());
+                if !well_formed {
+                    return Err(refuse("server.public_origin", "must look like https://chat.example.com (no path)"));
+                }
+                origin
+            }
+            None => match public_addr.ip() {
+                std::net::IpAddr::V4(ip) if ip.is_unspecified() => format!("https://127.0.0.1:{}", public_addr.port()),
+                std::net::IpAddr::V6(ip) if ip.is_unspecified() => format!("https://[::1]:{}", public_addr.port()),
+                _ => format!("https://{public_addr}"),
+            },
+        };
+        let tls = match (self.tls.cert_file, self.tls.key_file) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            (None, None) => {
+                if server.server_names.is_empty() {
+                    return Err(refuse("server.server_names", "needs at least one name for the certificate"));
+                }
+                TlsSource::InternalCa { names: server.server_names }
+            }
+            (Some(_), None) => return Err(refuse("tls.key_file", "is required when tls.cert_file is set")),
+            (None, Some(_)) => return Err(refuse("tls.cert_file", "is required when tls.key_file is set")),
+        };
+        let database_url = match self.database.url {
+            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => url,
+            Some(_) => return Err(refuse("database.url", "must start with sqlite: or postgres:")),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("palisade.db").display()),
+        };
+        let db_max = positive("database.max_connections", u64::from(self.database.max_connections), "connections", 1000)?;
+        let log_format = match self.log.format.as_str() {
+            "auto" => LogFormat::Auto,
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => return Err(refuse("log.format", format!("must be auto, json or text, not {other:?}"))),
+        };
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(refuse("log.level", format!("{:?} is not a level or filter like info or palisade=debug", self.log.level)));
+        }
+        let secs = |key: &str, v: u64, max: u64| positive(key, v, "seconds", max).map(Duration::from_secs);
+        Ok(Config {
+            data_dir,
+            public_addr,
+            ops_addr,
+            public_origin,
+            tls,
+            database_url,
+            database_max_connections: db_max as u32,
+            handshake_timeout: secs("server.handshake_timeout_secs", server.handshake_timeout_secs, 120)?,
+            header_read_timeout: secs("server.header_read_timeout_secs", server.header_read_timeout_secs, 120)?,
+            max_connections: positive("server.max_connections", server.max_connections as u64, "connections", 1_000_000)? as usize,
+            session_idle: Duration::from_secs(60 * positive("sessions.idle_minutes", self.sessions.idle_minutes, "minutes", 24 * 60)?),
+            session_absolute: Duration::from_secs(3600 * positive("sessions.absolute_hours", self.sessions.absolute_hours, "hours", 24 * 30)?),
+            visitor_token_ttl: Duration::from_secs(3600 * positive("sessions.visitor_token_hours", self.sessions.visitor_token_hours, "hours", 24 * 30)?),
+            log_format,
+            log_level: self.log.level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("palisade-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("palisade.toml");
+        std::fs::write(&file, toml).expect("write config");
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let loaded = Config::load(Some(&file), env);
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_embedded() {
+        let config = load("", &[]).expect("defaults load");
+        assert_eq!(config.public_addr.to_string(), "127.0.0.1:8443");
+        assert_eq!(config.ops_addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(config.public_origin, "https://127.0.0.1:8443");
+        assert!(config.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn bad_value_names_its_key() {
+        let err = load("[server]\npublic_addr = \"nowhere\"\n", &[]).expect_err("refused");
+        assert_eq!(err.key, "server.public_addr");
+        let err = load("[server]\nmax_connections = \"many\"\n", &[]).expect_err("refused");
+        assert_eq!(err.key, "server.max_connections");
+        let err = load("[sessions]\nidle_minutes = 0\n", &[]).expect_err("refused");
+        assert_eq!(err.key, "sessions.idle_minutes");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let err = load("[server]\npublic_adr = \"127.0.0.1:1\"\n", &[]).expect_err("refused");
+        assert!(err.to_string().contains("public_adr"), "{err}");
+    }
+
+    #[test]
+    fn ops_listener_must_stay_on_loopback() {
+        let err = load("[server]\nops_addr = \"0.0.0.0:9090\"\n", &[]).expect_err("refused");
+        assert_eq!(err.key, "server.ops_addr");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = [("PALISADE_SERVER__PUBLIC_ADDR", "127.0.0.1:9443"), ("PALISADE_DATABASE__MAX_CONNECTIONS", "4"),
+            ("PALISADE_TEST_POSTGRES_URL", "ignored")];
+        let config = load("[server]\npublic_addr = \"127.0.0.1:1\"\n", &env).expect("loads");
+        assert_eq!(config.public_addr.to_string(), "127.0.0.1:9443");
+        assert_eq!(config.database_max_connections, 4);
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_key() {
+        let err = load("", &[("PALISADE_SERVER__MAX_CONNECTIONS", "lots")]).expect_err("refused");
+        assert_eq!(err.key, "server.max_connections");
+    }
+
+    #[test]
+    fn half_an_operator_certificate_is_refused() {
+        let err = load("[tls]\ncert_file = \"a.pem\"\n", &[]).expect_err("refused");
+        assert_eq!(err.key, "tls.key_file");
+    }
+}

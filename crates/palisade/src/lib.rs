@@ -1,0 +1,9 @@
+//! The `palisade` binary's library: configuration, start-up wiring and the
+//! demo tenant. `main.rs` only parses the command line and calls in here, so
+//! the end-to-end tests start exactly what an operator starts.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+mod keys;
+pub mod telemetry;

@@ -1,0 +1,129 @@
+//! `palisade`: the one binary. `demo` runs everything on embedded defaults;
+//! `serve` is the production entry, configured by a TOML file and
+//! `PALISADE_*` environment overrides.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use palisade::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about = "Secure multi-tenant live chat")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run on embedded defaults with a demo tenant, widget and agent.
+    Demo {
+        /// Where Palisade keeps its database, keys and certificates.
+        #[arg(long, default_value = "./palisade-data")]
+        data_dir: PathBuf,
+        /// Give the demo agent a new password (shown once).
+        #[arg(long)]
+        new_agent_password: bool,
+    },
+    /// Run from a configuration file (see palisade.example.toml).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("palisade: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("palisade: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo { data_dir, new_agent_password } => {
+            let mut env: Vec<(String, String)> = std::env::vars().collect();
+            env.push(("PALISADE_DATA_DIR".into(), data_dir.display().to_string()));
+            let config = Config::load(None, env)?;
+            palisade::telemetry::init(config.log_format, &config.log_level);
+            demo(config, new_agent_password).await
+        }
+        Command::Serve { config } => {
+            let config = Config::load(config.as_deref(), std::env::vars())?;
+            palisade::telemetry::init(config.log_format, &config.log_level);
+            let running = palisade::app::start(&config, None).await?;
+            wait_for_signal().await;
+            running.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+async fn demo(config: Config, new_agent_password: bool) -> anyhow::Result<()> {
+    // Start first so the store exists; the demo page learns its key after.
+    let seed_store = palisade_store::Store::connect(&config.database_url, 2)
+        .await
+        .context("opening the database")?;
+    let passwords = palisade_identity::PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tenant = palisade::demo::ensure(&seed_store, &passwords, &config.public_origin, new_agent_password).await?;
+    seed_store.close().await;
+
+    let running = palisade::app::start(&config, Some(tenant.widget.public_key.clone())).await?;
+    let origin = &config.public_origin;
+    let password = match &tenant.agent_password {
+        Some(password) => format!("{} (shown once; save it)", password.expose()),
+        None => "set at first start; run with --new-agent-password for a new one".into(),
+    };
+    println!(
+        "\nPalisade demo is running.\n\n  \
+         Agent console:   {origin}/app/\n  \
+         Agent login:     {email}\n  \
+         Password:        {password}\n  \
+         Visitor demo:    {origin}/widget/demo.html\n  \
+         Widget key:      {key}\n  \
+         Trust this CA:   {ca}\n  \
+         Health/metrics:  http://{ops}/healthz  http://{ops}/metrics\n\n\
+         Try: curl --cacert {ca} {origin}/widget/loader.js -I\n\
+         Stop with Ctrl-C.\n",
+        email = tenant.agent_email,
+        key = tenant.widget.public_key,
+        ca = running.ca_cert_path.display(),
+        ops = running.ops_addr,
+    );
+    wait_for_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

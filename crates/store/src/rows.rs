@@ -1,0 +1,105 @@
+//! Turning rows into records. Stored enums that do not parse mean the
+//! database was changed behind Palisade's back: that is reported, not guessed.
+
+use crate::{Result, StoreError};
+use palisade_model::{
+    Agent, AgentId, AuthorKind, ClientMsgId, Conversation, ConversationId, ConversationStatus,
+    Email, Message, MessageBody, MessageId, Role, TenantId, VisitorId, Widget, WidgetId,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+pub(crate) fn text(row: &AnyRow, col: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(col)?)
+}
+
+pub(crate) fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+pub(crate) fn int(row: &AnyRow, col: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("unknown {what} {value:?}"))
+}
+
+pub(crate) const WIDGET_COLUMNS: &str =
+    "w.id, w.tenant_id, w.name, w.public_key, w.allowed_origins, w.greeting";
+
+pub(crate) fn widget(row: &AnyRow) -> Result<Widget> {
+    let origins = text(row, "allowed_origins")?;
+    let allowed_origins = serde_json::from_str(&origins)
+        .map_err(|_| StoreError::Corrupt("widget allowed_origins is not a JSON list".into()))?;
+    Ok(Widget {
+        id: WidgetId::from_raw(text(row, "id")?),
+        tenant_id: TenantId::from_raw(text(row, "tenant_id")?),
+        name: text(row, "name")?,
+        public_key: text(row, "public_key")?,
+        allowed_origins,
+        greeting: text(row, "greeting")?,
+    })
+}
+
+pub(crate) const AGENT_COLUMNS: &str = "a.id, a.tenant_id, a.email, a.name, a.role";
+
+pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
+    let role = text(row, "role")?;
+    Ok(Agent {
+        id: AgentId::from_raw(text(row, "id")?),
+        tenant_id: TenantId::from_raw(text(row, "tenant_id")?),
+        email: Email::from_stored(text(row, "email")?),
+        name: text(row, "name")?,
+        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+    })
+}
+
+/// Columns for [`conversation`], with the visitor's and assignee's names joined in.
+pub(crate) const CONVERSATION_SELECT: &str = "SELECT c.id, c.tenant_id, c.visitor_id, \
+     v.name AS visitor_name, c.status, c.assignee_id, a.name AS assignee_name, c.last_seq, \
+     c.created_at, c.updated_at \
+     FROM conversations c \
+     JOIN visitors v ON v.id = c.visitor_id AND v.tenant_id = c.tenant_id \
+     LEFT JOIN agents a ON a.id = c.assignee_id AND a.tenant_id = c.tenant_id";
+
+pub(crate) fn conversation(row: &AnyRow) -> Result<Conversation> {
+    let status = text(row, "status")?;
+    Ok(Conversation {
+        id: ConversationId::from_raw(text(row, "id")?),
+        tenant_id: TenantId::from_raw(text(row, "tenant_id")?),
+        visitor_id: VisitorId::from_raw(text(row, "visitor_id")?),
+        visitor_name: opt_text(row, "visitor_name")?,
+        status: ConversationStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        assignee_id: opt_text(row, "assignee_id")?.map(AgentId::from_raw),
+        assignee_name: opt_text(row, "assignee_name")?,
+        last_seq: int(row, "last_seq")?,
+        created_at: int(row, "created_at")?,
+        updated_at: int(row, "updated_at")?,
+    })
+}
+
+/// Columns for [`message`], with the author's name joined in.
+pub(crate) const MESSAGE_SELECT: &str = "SELECT m.id, m.conversation_id, m.seq, \
+     m.client_msg_id, m.author_kind, m.author_id, m.body, m.created_at, \
+     COALESCE(a.name, v.name) AS author_name \
+     FROM messages m \
+     LEFT JOIN agents a ON m.author_kind = 'agent' AND a.id = m.author_id \
+         AND a.tenant_id = m.tenant_id \
+     LEFT JOIN visitors v ON m.author_kind = 'visitor' AND v.id = m.author_id \
+         AND v.tenant_id = m.tenant_id";
+
+pub(crate) fn message(row: &AnyRow) -> Result<Message> {
+    let kind = text(row, "author_kind")?;
+    Ok(Message {
+        id: MessageId::from_raw(text(row, "id")?),
+        conversation_id: ConversationId::from_raw(text(row, "conversation_id")?),
+        seq: int(row, "seq")?,
+        client_msg_id: ClientMsgId::from_stored(text(row, "client_msg_id")?),
+        author_kind: AuthorKind::parse(&kind).ok_or_else(|| corrupt("author kind", &kind))?,
+        author_id: opt_text(row, "author_id")?,
+        author_name: opt_text(row, "author_name")?,
+        body: MessageBody::from_stored(text(row, "body")?),
+        created_at: int(row, "created_at")?,
+    })
+}

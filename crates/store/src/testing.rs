@@ -1,0 +1,57 @@
+//! Support for tests that need a real database: a fresh SQLite file, or a
+//! fresh schema in the PostgreSQL that `PALISADE_TEST_POSTGRES_URL` names.
+//! A run that asked for PostgreSQL and cannot reach it fails; it never
+//! silently falls back to SQLite.
+
+use crate::{Backend, Result, Store};
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
+
+/// The environment variable that asks tests to run on PostgreSQL too.
+pub const POSTGRES_ENV: &str = "PALISADE_TEST_POSTGRES_URL";
+
+/// The backends this test run must cover: SQLite always, PostgreSQL when asked.
+pub fn backends() -> Vec<Backend> {
+    let mut all = vec![Backend::Sqlite];
+    if std::env::var_os(POSTGRES_ENV).is_some() {
+        all.push(Backend::Postgres);
+    }
+    all
+}
+
+/// A url for a database no other test uses. For SQLite that is a new file
+/// under `dir`; for PostgreSQL a new schema, made the connection's search path.
+pub async fn fresh_url(backend: Backend, dir: &std::path::Path) -> Result<String> {
+    let unique = uuid_like();
+    match backend {
+        Backend::Sqlite => {
+            let path = dir.join(format!("test-{unique}.db"));
+            Ok(format!("sqlite://{}?mode=rwc", path.display()))
+        }
+        Backend::Postgres => {
+            let base = std::env::var(POSTGRES_ENV)
+                .unwrap_or_else(|_| panic!("{POSTGRES_ENV} must be set to test on PostgreSQL"));
+            sqlx::any::install_default_drivers();
+            let schema = format!("palisade_test_{unique}");
+            let mut conn = AnyConnection::connect(&base).await?;
+            conn.execute(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await?;
+            conn.close().await?;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+        }
+    }
+}
+
+/// A fresh store on `backend`.
+pub async fn fresh_store(backend: Backend, dir: &std::path::Path) -> Result<Store> {
+    Store::connect(&fresh_url(backend, dir).await?, 8).await
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}_{}_{}", std::process::id(), nanos % 1_000_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
