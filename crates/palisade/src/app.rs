@@ -44,17 +44,22 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Creates the data directory and its keys folder, owner-only.
+pub fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
+    for dir in [config.data_dir.clone(), config.data_dir.join("keys")] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {} to its owner", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Opens (creating on first start) everything in `config.data_dir` and starts listening.
 pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::Result<Running> {
     install_crypto_provider();
     let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("restricting data dir {}", data_dir.display()))?;
+    prepare_data_dir(config)?;
     let keys_dir = data_dir.join("keys");
-    std::fs::create_dir_all(&keys_dir)?;
-    std::fs::set_permissions(&keys_dir, std::fs::Permissions::from_mode(0o700))?;
 
     let material = match &config.tls {
         TlsSource::InternalCa { names } => palisade_pki::load_or_create(&data_dir.join("tls"), names),

@@ -72,7 +72,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn demo(config: Config, new_agent_password: bool) -> anyhow::Result<()> {
-    // Start first so the store exists; the demo page learns its key after.
+    // Seed before starting, so the demo page is served with its widget key.
+    palisade::app::prepare_data_dir(&config)?;
     let seed_store = palisade_store::Store::connect(&config.database_url, 2)
         .await
         .context("opening the database")?;

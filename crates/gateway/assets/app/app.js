@@ -6,7 +6,14 @@
 
 import { socketUrl } from "/widget/http.js";
 import { Socket } from "/widget/socket.js";
-import { ApiError, api, conversationPath, describeError, setCsrfToken, whenSessionExpires } from "./api.js";
+import {
+  ApiError,
+  api,
+  conversationPath,
+  describeError,
+  setCsrfToken,
+  whenSessionExpires,
+} from "./api.js";
 import { ConversationList } from "./list.js";
 import { ThreadView } from "./thread.js";
 
@@ -193,9 +200,10 @@ function applyConversation(conversation) {
 
 async function refreshList() {
   const status = filter;
+  const askedAt = performance.now();
   try {
     const { conversations } = await api("GET", `/v1/agent/conversations?status=${status}`);
-    list.load(status, conversations);
+    list.load(status, conversations, askedAt);
     updateTitle();
   } catch (err) {
     if (me) showBanner(`Could not load conversations. ${describeError(err)}`);

@@ -32,6 +32,7 @@ export class ConversationList {
     this.seen = new Map(); // id -> highest seq the agent has seen
     this.activity = new Map(); // id -> time of the latest change or message
     this.preview = new Map(); // id -> body of the latest message
+    this.touched = new Map(); // id -> performance.now() of our latest news of it
     this.selectedId = null;
     this.render();
   }
@@ -44,11 +45,16 @@ export class ConversationList {
     return this.records.get(id);
   }
 
-  /** Takes a fresh fetch of `status`; conversations that left it go. */
-  load(status, conversations) {
+  /**
+   * Takes a fresh fetch of `status`, asked for at `askedAt` (performance.now()).
+   * Conversations it lacks have left that status, unless we heard of them
+   * after the question was asked.
+   */
+  load(status, conversations, askedAt) {
     const fresh = new Set(conversations.map((c) => c.id));
     for (const [id, c] of this.records) {
-      if (matches(c, status) && !fresh.has(id) && id !== this.selectedId) this.records.delete(id);
+      const stale = this.touched.get(id) < askedAt && id !== this.selectedId;
+      if (stale && matches(c, status) && !fresh.has(id)) this.records.delete(id);
     }
     for (const c of conversations) this.#merge(c);
     this.render();
@@ -72,6 +78,7 @@ export class ConversationList {
 
     this.lastSeq.set(id, Math.max(this.lastSeq.get(id) || 0, message.seq));
     this.activity.set(id, Math.max(this.activity.get(id) || 0, message.created_at));
+    this.touched.set(id, performance.now());
     this.preview.set(id, message.body);
     // Replying means having read what came before.
     if (fromMe || this.hooks.isViewing(id)) this.markSeen(id);
@@ -121,14 +128,18 @@ export class ConversationList {
     if (old && old.updated_at > c.updated_at) return; // an older copy arrived late
 
     this.records.set(c.id, c);
+    this.touched.set(c.id, performance.now());
     this.lastSeq.set(c.id, Math.max(this.lastSeq.get(c.id) || 0, c.last_seq));
     this.activity.set(c.id, Math.max(this.activity.get(c.id) || 0, c.updated_at));
     // The first time we hear of a conversation, its history counts as seen.
-    if (!this.seen.has(c.id) || this.hooks.isViewing(c.id)) this.seen.set(c.id, this.lastSeq.get(c.id));
+    if (!this.seen.has(c.id) || this.hooks.isViewing(c.id)) {
+      this.seen.set(c.id, this.lastSeq.get(c.id));
+    }
   }
 
   #draw() {
-    const focused = this.root.contains(document.activeElement) ? document.activeElement.dataset.id : null;
+    const active = document.activeElement;
+    const focused = this.root.contains(active) ? active.dataset.id : null;
     const shown = [...this.records.values()]
       .filter((c) => matches(c, this.filter))
       .sort((a, b) => this.activity.get(b.id) - this.activity.get(a.id));

@@ -58,7 +58,8 @@ export class ChatLog {
   /** Shows a message the user is sending; returns its pending entry. */
   addPending(body) {
     const el = this.#render({ body, created_at: Date.now() }, true);
-    const entry = { id: newClientMsgId(), body, el, status: null, state: "", timer: 0, rejected: false };
+    const entry = { id: newClientMsgId(), body, el, status: null, state: "", timer: 0 };
+    entry.rejected = false; // the server refused it: no automatic resend
 
     this.pending.set(entry.id, entry);
     this.#keepAtBottom(() => this.root.append(el), true);
@@ -139,7 +140,7 @@ export class ChatLog {
         "div",
         { className: "msg__status" },
         reason ? `Not sent: ${reason} ` : "Not sent. ",
-        h("button", { type: "button", className: "msg__retry", textContent: "Retry", onclick: retry }),
+        h("button", { type: "button", className: "msg__retry", onclick: retry }, "Retry"),
       );
     }
 

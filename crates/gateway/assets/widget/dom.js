@@ -85,7 +85,8 @@ export function timeEl(ms) {
     ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
     : date.toLocaleDateString([], { month: "short", day: "numeric" });
 
-  return h("time", { dateTime: date.toISOString(), title: date.toLocaleString(), textContent: text });
+  const title = date.toLocaleString();
+  return h("time", { dateTime: date.toISOString(), title, textContent: text });
 }
 
 /** A fresh client_msg_id: "c-" and a random UUID, well inside 64 characters. */

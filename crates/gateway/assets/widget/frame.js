@@ -6,21 +6,19 @@
 // visitor wants the chat closed.
 //
 // Start-up: the widget key from location.hash -> the token and conversation
-// saved for that key, or new ones -> history over HTTP -> a WebSocket hello
-// with the last seq seen, which replays anything newer and then streams.
+// saved for that key, or new ones (session.js) -> history over HTTP -> a
+// WebSocket hello with the last seq seen, which replays anything newer and
+// then streams.
 
 import { charCount, isSendKey } from "./dom.js";
-import { ApiError, fetchJson, socketUrl } from "./http.js";
+import { ApiError, socketUrl } from "./http.js";
 import { ChatLog } from "./chatlog.js";
+import { VisitorSession } from "./session.js";
 import { Socket } from "./socket.js";
 import { TypingIn, TypingOut } from "./typing.js";
 
 const PAGE_SIZE = 100;
 const MAX_BODY_CHARS = 4000;
-// A saved token with under a minute left is not worth trying; one with under
-// an hour left is traded in for a fresh one for the same visitor.
-const MIN_TOKEN_LIFE_MS = 60 * 1000;
-const RENEW_BEFORE_MS = 60 * 60 * 1000;
 const START_RETRY_MAX_MS = 30 * 1000;
 
 const $ = (id) => document.getElementById(id);
@@ -39,10 +37,9 @@ const ui = {
 };
 
 const widgetKey = new URLSearchParams(location.hash.slice(1)).get("key") || "";
-const store = savedSession(`palisade.visitor.${widgetKey}`);
+const visitor = new VisitorSession(widgetKey);
 const parentOrigin = findParentOrigin();
 
-let session = null; // { token, expires_at, visitor_id, conversation_id, widget }
 let socket = null;
 let ready = false; // the current socket's hello has been answered with "ready"
 let panelOpen = true; // the host page is showing the chat panel
@@ -64,20 +61,26 @@ const log = new ChatLog($("log"), {
 const typingIn = new TypingIn(ui.typing);
 const typingOut = new TypingOut((typing) => {
   if (!ready) return false;
-  return socket.send({ type: "typing", conversation_id: session.conversation_id, typing });
+  return socket.send({ type: "typing", conversation_id: visitor.conversationId, typing });
 });
 
 // ---- start-up -------------------------------------------------------------
 
 async function start(attempt = 0) {
   try {
-    await openSession();
+    const conversation = await visitor.open();
+    showWidget(visitor.widget);
+    showEnded(conversation.status === "closed");
+    log.clear();
+    await loadHistory();
   } catch (err) {
-    if (err instanceof ApiError && err.status < 500 && err.status !== 429) {
+    const refused = err instanceof ApiError && err.status < 500;
+    if (refused && err.status !== 401 && err.status !== 429) {
       // An unknown or disabled widget key, or a page not allowed to use it.
       showBanner("Chat is not available right now.");
       return;
     }
+    if (refused && err.status === 401) visitor.forget();
     showBanner("Can't reach the chat. Trying again…");
     const delay = Math.min(1000 * 2 ** attempt, START_RETRY_MAX_MS);
     setTimeout(() => start(attempt + 1), delay);
@@ -92,93 +95,20 @@ async function start(attempt = 0) {
   connect();
 }
 
-// Resumes the saved session, or starts a new one if the server no longer
-// knows the saved token.
-async function openSession() {
-  try {
-    await resume(store.load());
-  } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) throw err;
-    store.clear();
-    await resume(null);
-  }
-}
-
-async function resume(saved) {
-  session = await usableSession(saved);
-  showWidget(session.widget);
-
-  // Listing this visitor's conversations also proves the token still works.
-  const conversation = session.conversation_id && (await findConversation(session.conversation_id));
-  if (conversation) {
-    showEnded(conversation.status === "closed");
-  } else {
-    await newConversation();
-  }
-
-  store.save(session);
-  log.clear();
-  await loadHistory();
-}
-
-async function usableSession(saved) {
-  const left = saved ? saved.expires_at - Date.now() : 0;
-  if (left > RENEW_BEFORE_MS) return saved;
-
-  if (left > MIN_TOKEN_LIFE_MS) {
-    try {
-      const fresh = await createSession({ resume_token: saved.token });
-      return { ...fresh, conversation_id: saved.conversation_id };
-    } catch (err) {
-      // Offline or the server is busy: the old token still has time left.
-      if (!(err instanceof ApiError)) return saved;
-    }
-  }
-  return createSession({});
-}
-
-async function createSession(extra) {
-  const body = { widget_key: widgetKey, ...extra };
-  const answer = await fetchJson("POST", "/v1/visitor/sessions", { body });
-  return {
-    token: answer.token,
-    visitor_id: answer.visitor_id,
-    expires_at: answer.expires_at,
-    widget: answer.widget || {},
-    conversation_id: null,
-  };
-}
-
-async function findConversation(id) {
-  const { conversations } = await api("GET", "/v1/visitor/conversations");
-  return conversations.find((c) => c.id === id) || null;
-}
-
-async function newConversation() {
-  const conversation = await api("POST", "/v1/visitor/conversations", {});
-  session.conversation_id = conversation.id;
-  store.save(session);
-  showEnded(false);
-}
-
 // Fetches every message after the last one shown, a page at a time.
 async function loadHistory() {
-  const path = `/v1/visitor/conversations/${encodeURIComponent(session.conversation_id)}/messages`;
+  const id = encodeURIComponent(visitor.conversationId);
+  const path = `/v1/visitor/conversations/${id}/messages`;
   let after = log.lastSeq;
 
   for (;;) {
-    const { messages } = await api("GET", `${path}?after_seq=${after}&limit=${PAGE_SIZE}`);
+    const { messages } = await visitor.api("GET", `${path}?after_seq=${after}&limit=${PAGE_SIZE}`);
     for (const message of messages) receive(message);
 
     const last = messages.length ? messages[messages.length - 1].seq : after;
     if (messages.length < PAGE_SIZE || last <= after) return;
     after = last;
   }
-}
-
-function api(method, path, body) {
-  const headers = { authorization: `Bearer ${session.token}` };
-  return fetchJson(method, path, { body, headers });
 }
 
 // ---- live connection ------------------------------------------------------
@@ -190,8 +120,8 @@ function connect() {
     onOpen() {
       socket.send({
         type: "hello",
-        token: session.token,
-        conversation_id: session.conversation_id,
+        token: visitor.token,
+        conversation_id: visitor.conversationId,
         last_seq: log.lastSeq,
       });
     },
@@ -220,7 +150,7 @@ function onFrame(frame) {
       break;
 
     case "message":
-      if (frame.message && frame.message.conversation_id === session.conversation_id) {
+      if (frame.message && frame.message.conversation_id === visitor.conversationId) {
         receive(frame.message);
       }
       break;
@@ -230,14 +160,14 @@ function onFrame(frame) {
       break;
 
     case "typing":
-      if (frame.author_kind === "agent" && frame.conversation_id === session.conversation_id) {
+      if (frame.author_kind === "agent" && frame.conversation_id === visitor.conversationId) {
         if (frame.typing) typingIn.show(frame.author_name || "Agent");
         else typingIn.hide();
       }
       break;
 
     case "conversation":
-      if (frame.conversation && frame.conversation.id === session.conversation_id) {
+      if (frame.conversation && frame.conversation.id === visitor.conversationId) {
         showEnded(frame.conversation.status === "closed");
       }
       break;
@@ -253,10 +183,10 @@ function onFrame(frame) {
 // start over as a new visitor; any other failure just waits for the retry.
 let checkingToken = false;
 async function checkToken() {
-  if (checkingToken || !session) return;
+  if (checkingToken || !visitor.state) return;
   checkingToken = true;
   try {
-    await api("GET", "/v1/visitor/conversations");
+    await visitor.api("GET", "/v1/visitor/conversations");
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) startOver();
   } finally {
@@ -269,7 +199,7 @@ function startOver() {
   socket?.stop();
   socket = null;
   ready = false;
-  store.clear();
+  visitor.forget();
   setComposerEnabled(false);
   start();
 }
@@ -303,7 +233,7 @@ function transmit(entry) {
   if (!ready) return;
   socket.send({
     type: "send",
-    conversation_id: session.conversation_id,
+    conversation_id: visitor.conversationId,
     client_msg_id: entry.id,
     body: entry.body,
   });
@@ -381,36 +311,6 @@ function setComposerEnabled(enabled) {
   ui.send.disabled = !enabled;
 }
 
-function savedSession(name) {
-  // Storage can be blocked (private modes, third-party rules); then this
-  // visit still works and the next one starts afresh.
-  return {
-    load() {
-      try {
-        const value = JSON.parse(localStorage.getItem(name) || "null");
-        const valid = value && typeof value.token === "string" && typeof value.expires_at === "number";
-        return valid ? value : null;
-      } catch {
-        return null;
-      }
-    },
-    save(value) {
-      try {
-        localStorage.setItem(name, JSON.stringify(value));
-      } catch {
-        // See above.
-      }
-    },
-    clear() {
-      try {
-        localStorage.removeItem(name);
-      } catch {
-        // See above.
-      }
-    },
-  };
-}
-
 // ---- wiring ---------------------------------------------------------------
 
 ui.composer.addEventListener("submit", (event) => {
@@ -435,7 +335,8 @@ ui.input.addEventListener("blur", () => typingOut.stop());
 ui.restart.addEventListener("click", async () => {
   ui.restart.disabled = true;
   try {
-    await newConversation();
+    await visitor.newConversation();
+    showEnded(false);
   } catch {
     showBanner("Could not start a new conversation. Please try again.");
     return;

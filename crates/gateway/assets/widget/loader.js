@@ -15,7 +15,10 @@
   "use strict";
 
   // Read now: document.currentScript is null once this first run is over.
-  const script = document.currentScript;
+  // The query is a fallback for the rare loader that hides it.
+  const script =
+    document.currentScript ||
+    document.querySelector('script[data-widget-key][src$="/widget/loader.js"]');
   if (!script || !script.src) return;
 
   const ORIGIN = new URL(script.src, location.href).origin;
@@ -34,6 +37,7 @@
 
   let root, panel, launcher, badge;
   let frame = null; // created on the first open, then kept so the chat stays live
+  let frameReady = false; // the frame has said hello, so it can hear us too
   let open = false;
   let unread = 0;
 
@@ -84,10 +88,15 @@
       // The frame posts to our origin only if it knows it; make sure the
       // referrer carries at least that, whatever this page's own policy.
       frame.setAttribute("referrerpolicy", "origin");
-      frame.setAttribute(
-        "sandbox",
-        "allow-scripts allow-same-origin allow-forms allow-popups allow-popups-to-escape-sandbox",
-      );
+      // Keeps the frame from steering this page (navigating it, say). On
+      // Palisade's own pages (the demo) a same-origin frame could lift its
+      // sandbox anyway, so it is left off there.
+      if (ORIGIN !== location.origin) {
+        frame.setAttribute(
+          "sandbox",
+          "allow-scripts allow-same-origin allow-forms allow-popups allow-popups-to-escape-sandbox",
+        );
+      }
       frame.src = ORIGIN + "/widget/frame.html#key=" + encodeURIComponent(KEY);
       frame.addEventListener("load", () => {
         if (open) frame.focus();
@@ -116,7 +125,7 @@
   // Lets the frame know whether it is on screen, so it can count unread
   // messages while it is not.
   function tellFrame() {
-    if (frame && frame.contentWindow) {
+    if (frameReady && frame.contentWindow) {
       frame.contentWindow.postMessage({ type: "palisade:visibility", open: open }, ORIGIN);
     }
   }
@@ -128,6 +137,7 @@
 
     if (data.type === "palisade:ready") {
       // The frame can talk to us, so it shows its own close button.
+      frameReady = true;
       root.classList.add("palisade-frame-talks");
       tellFrame();
     } else if (data.type === "palisade:unread") {

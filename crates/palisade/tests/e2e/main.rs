@@ -1,0 +1,11 @@
+//! End-to-end tests: the real server on a free loopback port, spoken to
+//! through TLS (trusting the CA it created) with real HTTP and WebSocket
+//! clients. Every test runs on SQLite, and on PostgreSQL too when
+//! `PALISADE_TEST_POSTGRES_URL` is set.
+
+mod support;
+
+mod chat_flow;
+mod malformed;
+mod routing;
+mod tenancy;
