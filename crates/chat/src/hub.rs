@@ -18,8 +18,13 @@ const CONVERSATION_CAPACITY: usize = 256;
 /// Something that happened in a conversation.
 #[derive(Clone, Debug)]
 pub enum Event {
-    Message { tenant_id: TenantId, message: Message },
-    Conversation { conversation: Conversation },
+    Message {
+        tenant_id: TenantId,
+        message: Message,
+    },
+    Conversation {
+        conversation: Conversation,
+    },
     Typing {
         tenant_id: TenantId,
         conversation_id: ConversationId,
@@ -41,7 +46,9 @@ impl Event {
         match self {
             Self::Message { message, .. } => &message.conversation_id,
             Self::Conversation { conversation } => &conversation.id,
-            Self::Typing { conversation_id, .. } => conversation_id,
+            Self::Typing {
+                conversation_id, ..
+            } => conversation_id,
         }
     }
 }
@@ -80,7 +87,9 @@ impl Drop for Subscription {
     }
 }
 
-fn lock<K>(channels: &Channels<K>) -> std::sync::MutexGuard<'_, HashMap<K, broadcast::Sender<Arc<Event>>>> {
+fn lock<K>(
+    channels: &Channels<K>,
+) -> std::sync::MutexGuard<'_, HashMap<K, broadcast::Sender<Arc<Event>>>> {
     // A panic while holding this lock cannot leave the map inconsistent.
     channels.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -100,7 +109,10 @@ fn subscribe<K: Clone + Eq + Hash + Send + Sync + 'static>(
         if let Some(hub) = weak.upgrade() {
             let mut channels = lock(pick(&hub));
             // This subscription's receiver is still alive while we run.
-            if channels.get(&key).is_some_and(|tx| tx.receiver_count() <= 1) {
+            if channels
+                .get(&key)
+                .is_some_and(|tx| tx.receiver_count() <= 1)
+            {
                 channels.remove(&key);
             }
         }
@@ -116,7 +128,12 @@ impl Hub {
 
     /// Every event of one conversation: what a visitor's socket listens to.
     pub fn subscribe_conversation(self: &Arc<Self>, id: &ConversationId) -> Subscription {
-        subscribe(self, |hub| &hub.conversations, id.clone(), CONVERSATION_CAPACITY)
+        subscribe(
+            self,
+            |hub| &hub.conversations,
+            id.clone(),
+            CONVERSATION_CAPACITY,
+        )
     }
 
     pub fn publish(&self, event: Event) {

@@ -25,8 +25,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Who is acting, as the gateway established it.
 #[derive(Clone, Debug)]
 pub enum Actor {
-    Visitor { tenant_id: TenantId, widget_id: WidgetId, visitor_id: VisitorId, name: Option<String> },
-    Agent { tenant_id: TenantId, agent_id: AgentId, name: String },
+    Visitor {
+        tenant_id: TenantId,
+        widget_id: WidgetId,
+        visitor_id: VisitorId,
+        name: Option<String>,
+    },
+    Agent {
+        tenant_id: TenantId,
+        agent_id: AgentId,
+        name: String,
+    },
 }
 
 impl Actor {
@@ -113,7 +122,9 @@ impl CommitObserver for Publisher {
             message: appended.message.clone(),
         });
         if let Some(conversation) = &appended.reopened {
-            self.hub.publish(Event::Conversation { conversation: conversation.clone() });
+            self.hub.publish(Event::Conversation {
+                conversation: conversation.clone(),
+            });
         }
     }
 }
@@ -122,9 +133,17 @@ impl Chat {
     pub fn new(store: Store) -> Self {
         let hub = Arc::new(Hub::default());
         let stats = Arc::new(ChatStats::default());
-        let publisher = Publisher { hub: hub.clone(), stats: stats.clone() };
+        let publisher = Publisher {
+            hub: hub.clone(),
+            stats: stats.clone(),
+        };
         let writer = store.spawn_message_writer(Arc::new(publisher));
-        Self { store, writer, hub, stats }
+        Self {
+            store,
+            writer,
+            hub,
+            stats,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -146,24 +165,41 @@ impl Chat {
         actor: &Actor,
         id: &ConversationId,
     ) -> Result<(ConversationAccess, Conversation), ChatError> {
-        let conversation =
-            self.store.conversation(actor.tenant_id(), id).await?.ok_or(ChatError::NotFound)?;
+        let conversation = self
+            .store
+            .conversation(actor.tenant_id(), id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         if let Actor::Visitor { visitor_id, .. } = actor
             && conversation.visitor_id != *visitor_id
         {
             return Err(ChatError::NotFound);
         }
-        let access = ConversationAccess { actor: actor.clone(), conversation_id: id.clone() };
+        let access = ConversationAccess {
+            actor: actor.clone(),
+            conversation_id: id.clone(),
+        };
         Ok((access, conversation))
     }
 
     /// Opens a new conversation for a visitor.
     pub async fn open_conversation(&self, actor: &Actor) -> Result<Conversation, ChatError> {
-        let Actor::Visitor { tenant_id, widget_id, visitor_id, .. } = actor else {
+        let Actor::Visitor {
+            tenant_id,
+            widget_id,
+            visitor_id,
+            ..
+        } = actor
+        else {
             return Err(ChatError::Forbidden);
         };
-        let conversation = self.store.create_conversation(tenant_id, widget_id, visitor_id).await?;
-        self.hub.publish(Event::Conversation { conversation: conversation.clone() });
+        let conversation = self
+            .store
+            .create_conversation(tenant_id, widget_id, visitor_id)
+            .await?;
+        self.hub.publish(Event::Conversation {
+            conversation: conversation.clone(),
+        });
         Ok(conversation)
     }
 
@@ -187,9 +223,9 @@ impl Chat {
         body: MessageBody,
     ) -> Result<PendingAppend, ChatError> {
         let (author_kind, author_id, author_name) = match &access.actor {
-            Actor::Visitor { visitor_id, name, .. } => {
-                (AuthorKind::Visitor, visitor_id.to_string(), name.clone())
-            }
+            Actor::Visitor {
+                visitor_id, name, ..
+            } => (AuthorKind::Visitor, visitor_id.to_string(), name.clone()),
             Actor::Agent { agent_id, name, .. } => {
                 (AuthorKind::Agent, agent_id.to_string(), Some(name.clone()))
             }
@@ -217,7 +253,10 @@ impl Chat {
         limit: i64,
     ) -> Result<Vec<Message>, ChatError> {
         let tenant = access.tenant_id();
-        Ok(self.store.messages_after(tenant, &access.conversation_id, after, limit).await?)
+        Ok(self
+            .store
+            .messages_after(tenant, &access.conversation_id, after, limit)
+            .await?)
     }
 
     /// Tells the other side someone is typing. Not stored.
@@ -237,12 +276,21 @@ impl Chat {
 
     /// An agent takes the conversation.
     pub async fn claim(&self, access: &ConversationAccess) -> Result<Conversation, ChatError> {
-        let Actor::Agent { tenant_id, agent_id, .. } = &access.actor else {
+        let Actor::Agent {
+            tenant_id,
+            agent_id,
+            ..
+        } = &access.actor
+        else {
             return Err(ChatError::Forbidden);
         };
-        let claimed = self.store.claim_conversation(tenant_id, &access.conversation_id, agent_id);
+        let claimed = self
+            .store
+            .claim_conversation(tenant_id, &access.conversation_id, agent_id);
         let conversation = claimed.await?.ok_or(ChatError::NotFound)?;
-        self.hub.publish(Event::Conversation { conversation: conversation.clone() });
+        self.hub.publish(Event::Conversation {
+            conversation: conversation.clone(),
+        });
         Ok(conversation)
     }
 
@@ -251,9 +299,14 @@ impl Chat {
         let Actor::Agent { tenant_id, .. } = &access.actor else {
             return Err(ChatError::Forbidden);
         };
-        let closed = self.store.close_conversation(tenant_id, &access.conversation_id).await?;
+        let closed = self
+            .store
+            .close_conversation(tenant_id, &access.conversation_id)
+            .await?;
         let conversation = closed.ok_or(ChatError::NotFound)?;
-        self.hub.publish(Event::Conversation { conversation: conversation.clone() });
+        self.hub.publish(Event::Conversation {
+            conversation: conversation.clone(),
+        });
         Ok(conversation)
     }
 

@@ -16,7 +16,10 @@ const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self';
     frame-ancestors 'none'";
 
 fn find(path: &str) -> Option<&'static [u8]> {
-    EMBEDDED.iter().find(|(name, _)| *name == path).map(|(_, bytes)| *bytes)
+    EMBEDDED
+        .iter()
+        .find(|(name, _)| *name == path)
+        .map(|(_, bytes)| *bytes)
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -35,7 +38,10 @@ fn content_type(path: &str) -> &'static str {
 fn serve(path: &str, body: Vec<u8>, csp: Option<String>) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Some(csp) = csp.and_then(|csp| HeaderValue::from_str(&csp).ok()) {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
@@ -46,7 +52,9 @@ fn serve(path: &str, body: Vec<u8>, csp: Option<String>) -> Response {
 fn file_name_ok(file: &str) -> bool {
     !file.is_empty()
         && !file.starts_with('.')
-        && file.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && file
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 pub async fn widget(
@@ -62,12 +70,18 @@ pub async fn widget(
     match file.as_str() {
         "frame.html" => {
             let ancestors = frame_ancestors(&state, query.as_deref()).await?;
-            let csp = PAGE_CSP.replace("frame-ancestors 'none'", &format!("frame-ancestors {ancestors}"));
+            let csp = PAGE_CSP.replace(
+                "frame-ancestors 'none'",
+                &format!("frame-ancestors {ancestors}"),
+            );
             Ok(serve(&path, bytes.to_vec(), Some(csp)))
         }
         "demo.html" => {
             let page = String::from_utf8_lossy(bytes)
-                .replace("__PALISADE_WIDGET_KEY__", state.settings.demo_widget_key.as_deref().unwrap_or(""))
+                .replace(
+                    "__PALISADE_WIDGET_KEY__",
+                    state.settings.demo_widget_key.as_deref().unwrap_or(""),
+                )
                 .replace("__PALISADE_ORIGIN__", &state.settings.public_origin);
             Ok(serve(&path, page.into_bytes(), Some(PAGE_CSP.into())))
         }
@@ -97,7 +111,10 @@ async fn frame_ancestors(state: &AppState, query: Option<&str>) -> Result<String
     {
         // Origins were checked when saved; re-check the characters here so
         // nothing can break out of the header.
-        let safe = |o: &String| o.chars().all(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(c));
+        let safe = |o: &String| {
+            o.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(c))
+        };
         ancestors.extend(widget.allowed_origins.iter().filter(|o| safe(o)).cloned());
     }
     Ok(ancestors.join(" "))
@@ -105,7 +122,11 @@ async fn frame_ancestors(state: &AppState, query: Option<&str>) -> Result<String
 
 pub async fn app_index() -> Result<Response, ApiError> {
     let bytes = find("app/index.html").ok_or(ApiError::NotFound("file"))?;
-    Ok(serve("app/index.html", bytes.to_vec(), Some(PAGE_CSP.into())))
+    Ok(serve(
+        "app/index.html",
+        bytes.to_vec(),
+        Some(PAGE_CSP.into()),
+    ))
 }
 
 pub async fn app(Path(file): Path<String>) -> Result<Response, ApiError> {

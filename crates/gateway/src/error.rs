@@ -47,7 +47,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
@@ -79,11 +82,14 @@ impl IntoResponse for ApiError {
         if let Self::Internal(err) = &self {
             tracing::error!(error = format!("{err:#}"), "request failed");
         }
-        let body = json!({"error": {"code": code, "message": self.to_string(), "request_id": request_id}});
+        let body =
+            json!({"error": {"code": code, "message": self.to_string(), "request_id": request_id}});
         let mut response = (status, Json(body)).into_response();
         if matches!(self, Self::Unauthorized(_)) {
             let challenge = HeaderValue::from_static("Bearer");
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

@@ -52,7 +52,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
 /// Parses a JSON document, naming what is wrong with it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if std::str::from_utf8(bytes).is_err() {
-        return Err(ApiError::bad_request("invalid_utf8", "body is not valid UTF-8"));
+        return Err(ApiError::bad_request(
+            "invalid_utf8",
+            "body is not valid UTF-8",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|err| {
         use serde_json::error::Category;
@@ -95,7 +98,9 @@ impl FromRequestParts<AppState> for VisitorAuth {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized("a visitor token is required (Authorization: Bearer)"))?;
+            .ok_or(ApiError::Unauthorized(
+                "a visitor token is required (Authorization: Bearer)",
+            ))?;
         state.visitor_actor(token).map(VisitorAuth)
     }
 }
@@ -146,17 +151,28 @@ impl FromRequestParts<AppState> for AgentAuth {
             return Err(ApiError::Unauthorized("session expired; sign in again"));
         }
         if !matches!(parts.method, Method::GET | Method::HEAD) {
-            let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
             if !constant_time_eq(sent, session.csrf_token.as_bytes()) {
                 return Err(ApiError::Forbidden("missing or wrong x-csrf-token header"));
             }
         }
-        let agent = store.agent(&session.tenant_id, &session.agent_id).await?.ok_or(NO_SESSION)?;
+        let agent = store
+            .agent(&session.tenant_id, &session.agent_id)
+            .await?
+            .ok_or(NO_SESSION)?;
         // Recording activity once a minute is enough for the idle time-out.
         if now - session.last_seen_at > 60_000 {
             store.touch_session(&token_hash, now).await?;
         }
-        Ok(Self { agent, session, token_hash })
+        Ok(Self {
+            agent,
+            session,
+            token_hash,
+        })
     }
 }
 

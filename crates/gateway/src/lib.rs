@@ -102,6 +102,9 @@ pub fn public_router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::around_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::around_request,
+        ))
         .with_state(state)
 }

@@ -52,27 +52,64 @@ impl Metrics {
             ],
         );
         let simple: [(&str, &str, &str, u64); 8] = [
-            ("palisade_http_request_duration_microseconds_total", "counter",
-             "Time spent answering HTTP requests.", self.request_micros_total.load(Relaxed)),
-            ("palisade_connections_open", "gauge",
-             "Public connections open now.", self.connections_open.load(Relaxed)),
-            ("palisade_connections_refused_total", "counter",
-             "Connections refused at the connection limit.", self.connections_refused.load(Relaxed)),
-            ("palisade_tls_handshake_failures_total", "counter",
-             "TLS handshakes that failed or timed out.", self.tls_handshake_failures.load(Relaxed)),
-            ("palisade_websockets_open", "gauge",
-             "WebSocket connections open now.", self.websockets_open.load(Relaxed)),
-            ("palisade_websocket_frames_refused_total", "counter",
-             "WebSocket frames refused as invalid.", self.websocket_frames_refused.load(Relaxed)),
-            ("palisade_messages_stored_total", "counter",
-             "Chat messages durably stored.", chat.messages_stored.load(Relaxed)),
-            ("palisade_messages_resent_total", "counter",
-             "Resent messages answered from the store.", chat.messages_resent.load(Relaxed)),
+            (
+                "palisade_http_request_duration_microseconds_total",
+                "counter",
+                "Time spent answering HTTP requests.",
+                self.request_micros_total.load(Relaxed),
+            ),
+            (
+                "palisade_connections_open",
+                "gauge",
+                "Public connections open now.",
+                self.connections_open.load(Relaxed),
+            ),
+            (
+                "palisade_connections_refused_total",
+                "counter",
+                "Connections refused at the connection limit.",
+                self.connections_refused.load(Relaxed),
+            ),
+            (
+                "palisade_tls_handshake_failures_total",
+                "counter",
+                "TLS handshakes that failed or timed out.",
+                self.tls_handshake_failures.load(Relaxed),
+            ),
+            (
+                "palisade_websockets_open",
+                "gauge",
+                "WebSocket connections open now.",
+                self.websockets_open.load(Relaxed),
+            ),
+            (
+                "palisade_websocket_frames_refused_total",
+                "counter",
+                "WebSocket frames refused as invalid.",
+                self.websocket_frames_refused.load(Relaxed),
+            ),
+            (
+                "palisade_messages_stored_total",
+                "counter",
+                "Chat messages durably stored.",
+                chat.messages_stored.load(Relaxed),
+            ),
+            (
+                "palisade_messages_resent_total",
+                "counter",
+                "Resent messages answered from the store.",
+                chat.messages_resent.load(Relaxed),
+            ),
         ];
         for (name, kind, help, value) in simple {
             put(name, kind, help, &[("", value)]);
         }
-        put("palisade_hub_channels", "gauge", "Fan-out channels open now.", &[("", hub_channels as u64)]);
+        put(
+            "palisade_hub_channels",
+            "gauge",
+            "Fan-out channels open now.",
+            &[("", hub_channels as u64)],
+        );
         out
     }
 }

@@ -26,7 +26,10 @@ pub async fn around_request(State(state): State<AppState>, req: Request, next: N
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let conn = req.extensions().get::<ConnInfo>().cloned();
     let span = tracing::info_span!("request", request_id = %request_id, %method,
         route = route.as_deref().unwrap_or("unmatched"));

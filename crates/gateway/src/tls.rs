@@ -33,7 +33,10 @@ pub struct ServeHandle {
 impl ServeHandle {
     /// Replaces the TLS configuration; new handshakes use it at once.
     pub fn reload_tls(&self, config: ServerConfig) {
-        let mut current = self.tls.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = self
+            .tls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *current = Arc::new(config);
     }
 
@@ -74,7 +77,12 @@ pub async fn serve_public(
     let router = crate::public_router(state.clone());
     let done = tokio::spawn(accept_loop(listener, tls.clone(), router, state, stopped));
     tracing::info!(%local_addr, "public TLS listener started");
-    Ok(ServeHandle { local_addr, stop, done, tls })
+    Ok(ServeHandle {
+        local_addr,
+        stop,
+        done,
+        tls,
+    })
 }
 
 async fn accept_loop(
@@ -88,7 +96,9 @@ async fn accept_loop(
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
     http.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(100)
@@ -115,7 +125,10 @@ async fn accept_loop(
             continue; // dropping the socket refuses it
         };
         let _ = tcp.set_nodelay(true);
-        let config = tls.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let config = tls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let acceptor = TlsAcceptor::from(config);
         let (router, http, metrics) = (router.clone(), http.clone(), state.metrics.clone());
         let handshake_timeout = settings.handshake_timeout;
@@ -135,10 +148,12 @@ async fn accept_loop(
                 _ => "unknown",
             };
             let info = ConnInfo { peer, tls_version };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(info.clone());
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(info.clone());
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
             metrics.connections_open.fetch_add(1, Relaxed);
             let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(conn.into_owned()).await;

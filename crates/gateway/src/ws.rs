@@ -70,7 +70,10 @@ enum ClientFrame {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ServerFrame<'a> {
-    Ready { conversation_id: &'a ConversationId, last_seq: Seq },
+    Ready {
+        conversation_id: &'a ConversationId,
+        last_seq: Seq,
+    },
     Ack {
         client_msg_id: &'a str,
         conversation_id: &'a ConversationId,
@@ -79,8 +82,12 @@ enum ServerFrame<'a> {
         created_at: i64,
         duplicate: bool,
     },
-    Message { message: &'a Message },
-    Conversation { conversation: &'a Conversation },
+    Message {
+        message: &'a Message,
+    },
+    Conversation {
+        conversation: &'a Conversation,
+    },
     Typing {
         conversation_id: &'a ConversationId,
         author_kind: AuthorKind,
@@ -101,7 +108,16 @@ enum ServerFrame<'a> {
 /// The socket was closed (by the peer, by us, or by an I/O error).
 struct Closed;
 
-type Acks = FuturesOrdered<futures_util::future::BoxFuture<'static, (String, ConversationId, Result<palisade_chat::Appended, ChatError>)>>;
+type Acks = FuturesOrdered<
+    futures_util::future::BoxFuture<
+        'static,
+        (
+            String,
+            ConversationId,
+            Result<palisade_chat::Appended, ChatError>,
+        ),
+    >,
+>;
 
 /// One socket and its bookkeeping.
 struct Socket {
@@ -115,27 +131,53 @@ struct Socket {
 impl Socket {
     fn new(ws: WebSocket, state: AppState) -> Self {
         state.metrics.websockets_open.fetch_add(1, Relaxed);
-        Self { ws, state, invalid_in_a_row: 0, last_heard: Instant::now(), acks: FuturesOrdered::new() }
+        Self {
+            ws,
+            state,
+            invalid_in_a_row: 0,
+            last_heard: Instant::now(),
+            acks: FuturesOrdered::new(),
+        }
     }
 
     async fn send(&mut self, frame: &ServerFrame<'_>) -> Result<(), Closed> {
         let text = serde_json::to_string(frame).map_err(|_| Closed)?;
-        self.ws.send(WsMessage::Text(text.into())).await.map_err(|_| Closed)
+        self.ws
+            .send(WsMessage::Text(text.into()))
+            .await
+            .map_err(|_| Closed)
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame { code, reason: reason.into() };
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
         let _ = self.ws.send(WsMessage::Close(Some(frame))).await;
     }
 
     /// Answers an invalid frame with an error event; too many in a row
     /// close the socket as abusive.
-    async fn refuse(&mut self, code: &str, message: &str, client_msg_id: Option<&str>) -> Result<(), Closed> {
-        self.state.metrics.websocket_frames_refused.fetch_add(1, Relaxed);
+    async fn refuse(
+        &mut self,
+        code: &str,
+        message: &str,
+        client_msg_id: Option<&str>,
+    ) -> Result<(), Closed> {
+        self.state
+            .metrics
+            .websocket_frames_refused
+            .fetch_add(1, Relaxed);
         self.invalid_in_a_row += 1;
-        self.send(&ServerFrame::Error { code, message, client_msg_id }).await?;
+        self.send(&ServerFrame::Error {
+            code,
+            message,
+            client_msg_id,
+        })
+        .await?;
         if self.invalid_in_a_row >= MAX_INVALID_IN_A_ROW {
-            self.close(POLICY_VIOLATION, "too many invalid frames").await;
+            self.close(POLICY_VIOLATION, "too many invalid frames")
+                .await;
             return Err(Closed);
         }
         Ok(())
@@ -143,7 +185,10 @@ impl Socket {
 
     /// The next client frame that parses; invalid ones are refused here.
     /// `Ok(None)` means a control frame was handled and nothing is to do.
-    async fn on_ws_message(&mut self, incoming: Option<Result<WsMessage, axum::Error>>) -> Result<Option<ClientFrame>, Closed> {
+    async fn on_ws_message(
+        &mut self,
+        incoming: Option<Result<WsMessage, axum::Error>>,
+    ) -> Result<Option<ClientFrame>, Closed> {
         let message = match incoming {
             Some(Ok(message)) => message,
             Some(Err(_)) | None => return Err(Closed),
@@ -152,7 +197,12 @@ impl Socket {
         let text = match message {
             WsMessage::Text(text) => text,
             WsMessage::Binary(_) => {
-                self.refuse("binary_frame", "only text frames carrying JSON are accepted", None).await?;
+                self.refuse(
+                    "binary_frame",
+                    "only text frames carrying JSON are accepted",
+                    None,
+                )
+                .await?;
                 return Ok(None);
             }
             WsMessage::Close(_) => return Err(Closed),
@@ -168,7 +218,8 @@ impl Socket {
                 Ok(None)
             }
             Err(_) => {
-                self.refuse("invalid_frame", "frame is not a valid message", None).await?;
+                self.refuse("invalid_frame", "frame is not a valid message", None)
+                    .await?;
                 Ok(None)
             }
         }
@@ -176,17 +227,35 @@ impl Socket {
 
     /// Validates a send and hands it to the writer; its ack comes later,
     /// in order, through `self.acks`.
-    async fn submit(&mut self, access: &ConversationAccess, client_msg_id: String, body: String) -> Result<(), Closed> {
+    async fn submit(
+        &mut self,
+        access: &ConversationAccess,
+        client_msg_id: String,
+        body: String,
+    ) -> Result<(), Closed> {
         let id = match ClientMsgId::parse(&client_msg_id) {
             Ok(id) => id,
-            Err(err) => return self.refuse("invalid_client_msg_id", &err.to_string(), Some(&client_msg_id)).await,
+            Err(err) => {
+                return self
+                    .refuse(
+                        "invalid_client_msg_id",
+                        &err.to_string(),
+                        Some(&client_msg_id),
+                    )
+                    .await;
+            }
         };
         let body = match MessageBody::parse(&body) {
             Ok(body) => body,
-            Err(err) => return self.refuse("invalid_body", &err.to_string(), Some(&client_msg_id)).await,
+            Err(err) => {
+                return self
+                    .refuse("invalid_body", &err.to_string(), Some(&client_msg_id))
+                    .await;
+            }
         };
         let conversation_id = access.conversation_id().clone();
-        let pending: Result<PendingAppend, ChatError> = self.state.chat.submit(access, id, body).await;
+        let pending: Result<PendingAppend, ChatError> =
+            self.state.chat.submit(access, id, body).await;
         self.acks.push_back(Box::pin(async move {
             let outcome = match pending {
                 Ok(pending) => pending.await.map_err(ChatError::from),
@@ -197,7 +266,14 @@ impl Socket {
         Ok(())
     }
 
-    async fn send_ack(&mut self, (client_msg_id, conversation_id, outcome): (String, ConversationId, Result<palisade_chat::Appended, ChatError>)) -> Result<(), Closed> {
+    async fn send_ack(
+        &mut self,
+        (client_msg_id, conversation_id, outcome): (
+            String,
+            ConversationId,
+            Result<palisade_chat::Appended, ChatError>,
+        ),
+    ) -> Result<(), Closed> {
         match outcome {
             Ok(appended) => {
                 let message = &appended.message;
@@ -212,12 +288,23 @@ impl Socket {
                 .await
             }
             Err(ChatError::NotFound) => {
-                self.send(&ServerFrame::Error { code: "not_found", message: "conversation not found", client_msg_id: Some(&client_msg_id) }).await
+                self.send(&ServerFrame::Error {
+                    code: "not_found",
+                    message: "conversation not found",
+                    client_msg_id: Some(&client_msg_id),
+                })
+                .await
             }
             Err(err) => {
                 tracing::error!(error = %err, "storing a message failed");
-                let message = "the message was not stored; send it again with the same client_msg_id";
-                self.send(&ServerFrame::Error { code: "unavailable", message, client_msg_id: Some(&client_msg_id) }).await
+                let message =
+                    "the message was not stored; send it again with the same client_msg_id";
+                self.send(&ServerFrame::Error {
+                    code: "unavailable",
+                    message,
+                    client_msg_id: Some(&client_msg_id),
+                })
+                .await
             }
         }
     }
@@ -228,7 +315,10 @@ impl Socket {
             self.close(GOING_AWAY, "idle").await;
             return Err(Closed);
         }
-        self.ws.send(WsMessage::Ping(Default::default())).await.map_err(|_| Closed)
+        self.ws
+            .send(WsMessage::Ping(Default::default()))
+            .await
+            .map_err(|_| Closed)
     }
 }
 
@@ -265,7 +355,12 @@ async fn visitor_session(socket: &mut Socket) -> Result<(), Closed> {
     let mut events = chat.hub().subscribe_conversation(&conversation_id);
     let mut last_sent = client_last.clamp(0, conversation.last_seq);
     replay(socket, &access, &mut last_sent).await?;
-    socket.send(&ServerFrame::Ready { conversation_id: &conversation_id, last_seq: last_sent }).await?;
+    socket
+        .send(&ServerFrame::Ready {
+            conversation_id: &conversation_id,
+            last_seq: last_sent,
+        })
+        .await?;
 
     let mut keepalive = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     loop {
@@ -297,25 +392,44 @@ async fn visitor_session(socket: &mut Socket) -> Result<(), Closed> {
 }
 
 /// Waits for the hello frame and authorises it.
-async fn visitor_hello(socket: &mut Socket) -> Result<(ConversationAccess, Conversation, Seq), Closed> {
+async fn visitor_hello(
+    socket: &mut Socket,
+) -> Result<(ConversationAccess, Conversation, Seq), Closed> {
     let deadline = Instant::now() + HELLO_TIMEOUT;
     loop {
         let incoming = match tokio::time::timeout_at(deadline, socket.ws.recv()).await {
             Ok(incoming) => incoming,
             Err(_) => {
-                socket.close(POLICY_VIOLATION, "no hello within 10 seconds").await;
+                socket
+                    .close(POLICY_VIOLATION, "no hello within 10 seconds")
+                    .await;
                 return Err(Closed);
             }
         };
-        let Some(frame) = socket.on_ws_message(incoming).await? else { continue };
-        let ClientFrame::Hello { token, conversation_id, last_seq } = frame else {
-            socket.refuse("hello_required", "the first message must be hello", None).await?;
+        let Some(frame) = socket.on_ws_message(incoming).await? else {
+            continue;
+        };
+        let ClientFrame::Hello {
+            token,
+            conversation_id,
+            last_seq,
+        } = frame
+        else {
+            socket
+                .refuse("hello_required", "the first message must be hello", None)
+                .await?;
             continue;
         };
         let actor = match socket.state.visitor_actor(&token) {
             Ok(actor) => actor,
             Err(_) => {
-                let _ = socket.send(&ServerFrame::Error { code: "unauthenticated", message: "visitor token is invalid or expired", client_msg_id: None }).await;
+                let _ = socket
+                    .send(&ServerFrame::Error {
+                        code: "unauthenticated",
+                        message: "visitor token is invalid or expired",
+                        client_msg_id: None,
+                    })
+                    .await;
                 socket.close(POLICY_VIOLATION, "unauthenticated").await;
                 return Err(Closed);
             }
@@ -324,8 +438,16 @@ async fn visitor_hello(socket: &mut Socket) -> Result<(ConversationAccess, Conve
         match socket.state.chat.authorize(&actor, &id).await {
             Ok((access, conversation)) => return Ok((access, conversation, last_seq)),
             Err(ChatError::NotFound) => {
-                let _ = socket.send(&ServerFrame::Error { code: "not_found", message: "conversation not found", client_msg_id: None }).await;
-                socket.close(POLICY_VIOLATION, "conversation not found").await;
+                let _ = socket
+                    .send(&ServerFrame::Error {
+                        code: "not_found",
+                        message: "conversation not found",
+                        client_msg_id: None,
+                    })
+                    .await;
+                socket
+                    .close(POLICY_VIOLATION, "conversation not found")
+                    .await;
                 return Err(Closed);
             }
             Err(err) => {
@@ -338,9 +460,18 @@ async fn visitor_hello(socket: &mut Socket) -> Result<(ConversationAccess, Conve
 }
 
 /// Sends every stored message after `last_sent`, in order.
-async fn replay(socket: &mut Socket, access: &ConversationAccess, last_sent: &mut Seq) -> Result<(), Closed> {
+async fn replay(
+    socket: &mut Socket,
+    access: &ConversationAccess,
+    last_sent: &mut Seq,
+) -> Result<(), Closed> {
     loop {
-        let page = match socket.state.chat.history(access, *last_sent, REPLAY_PAGE).await {
+        let page = match socket
+            .state
+            .chat
+            .history(access, *last_sent, REPLAY_PAGE)
+            .await
+        {
             Ok(page) => page,
             Err(err) => {
                 tracing::error!(error = %err, "replaying messages failed");
@@ -358,7 +489,12 @@ async fn replay(socket: &mut Socket, access: &ConversationAccess, last_sent: &mu
     }
 }
 
-async fn deliver_to_visitor(socket: &mut Socket, access: &ConversationAccess, event: &Event, last_sent: &mut Seq) -> Result<(), Closed> {
+async fn deliver_to_visitor(
+    socket: &mut Socket,
+    access: &ConversationAccess,
+    event: &Event,
+    last_sent: &mut Seq,
+) -> Result<(), Closed> {
     match event {
         Event::Message { message, .. } => {
             if message.seq == *last_sent + 1 {
@@ -369,10 +505,30 @@ async fn deliver_to_visitor(socket: &mut Socket, access: &ConversationAccess, ev
             }
             Ok(())
         }
-        Event::Conversation { conversation } => socket.send(&ServerFrame::Conversation { conversation }).await,
-        Event::Typing { author_kind: AuthorKind::Visitor, .. } => Ok(()),
-        Event::Typing { conversation_id, author_kind, author_name, typing, .. } => {
-            socket.send(&ServerFrame::Typing { conversation_id, author_kind: *author_kind, author_name: author_name.as_deref(), typing: *typing }).await
+        Event::Conversation { conversation } => {
+            socket
+                .send(&ServerFrame::Conversation { conversation })
+                .await
+        }
+        Event::Typing {
+            author_kind: AuthorKind::Visitor,
+            ..
+        } => Ok(()),
+        Event::Typing {
+            conversation_id,
+            author_kind,
+            author_name,
+            typing,
+            ..
+        } => {
+            socket
+                .send(&ServerFrame::Typing {
+                    conversation_id,
+                    author_kind: *author_kind,
+                    author_name: author_name.as_deref(),
+                    typing: *typing,
+                })
+                .await
         }
     }
 }
@@ -381,7 +537,12 @@ async fn deliver_to_visitor(socket: &mut Socket, access: &ConversationAccess, ev
 
 /// Agent sockets authenticate by the session cookie and must come from
 /// Palisade's own origin (a page elsewhere cannot ride the cookie).
-pub async fn agent_socket(State(state): State<AppState>, headers: HeaderMap, auth: AgentAuth, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+pub async fn agent_socket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: AgentAuth,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if origin != Some(state.settings.public_origin.as_str()) {
         return Err(ApiError::Forbidden("WebSocket origin is not allowed"));
@@ -442,7 +603,13 @@ async fn agent_session(socket: &mut Socket, auth: AgentAuth) -> Result<(), Close
 
 /// The access for a conversation named on an agent socket, authorised once
 /// and then remembered for the socket's life.
-async fn agent_access(socket: &mut Socket, actor: &Actor, accesses: &mut HashMap<ConversationId, ConversationAccess>, named: String, client_msg_id: Option<&str>) -> Result<Option<ConversationAccess>, Closed> {
+async fn agent_access(
+    socket: &mut Socket,
+    actor: &Actor,
+    accesses: &mut HashMap<ConversationId, ConversationAccess>,
+    named: String,
+    client_msg_id: Option<&str>,
+) -> Result<Option<ConversationAccess>, Closed> {
     let id = ConversationId::from_raw(named);
     if let Some(access) = accesses.get(&id) {
         return Ok(Some(access.clone()));
@@ -456,12 +623,20 @@ async fn agent_access(socket: &mut Socket, actor: &Actor, accesses: &mut HashMap
             Ok(Some(access))
         }
         Err(ChatError::NotFound) => {
-            socket.refuse("not_found", "conversation not found", client_msg_id).await?;
+            socket
+                .refuse("not_found", "conversation not found", client_msg_id)
+                .await?;
             Ok(None)
         }
         Err(err) => {
             tracing::error!(error = %err, "authorising an agent frame failed");
-            socket.send(&ServerFrame::Error { code: "unavailable", message: "try again", client_msg_id }).await?;
+            socket
+                .send(&ServerFrame::Error {
+                    code: "unavailable",
+                    message: "try again",
+                    client_msg_id,
+                })
+                .await?;
             Ok(None)
         }
     }
@@ -470,9 +645,26 @@ async fn agent_access(socket: &mut Socket, actor: &Actor, accesses: &mut HashMap
 async fn deliver_to_agent(socket: &mut Socket, event: &Event) -> Result<(), Closed> {
     match event {
         Event::Message { message, .. } => socket.send(&ServerFrame::Message { message }).await,
-        Event::Conversation { conversation } => socket.send(&ServerFrame::Conversation { conversation }).await,
-        Event::Typing { author_kind: AuthorKind::Visitor, conversation_id, author_name, typing, .. } => {
-            socket.send(&ServerFrame::Typing { conversation_id, author_kind: AuthorKind::Visitor, author_name: author_name.as_deref(), typing: *typing }).await
+        Event::Conversation { conversation } => {
+            socket
+                .send(&ServerFrame::Conversation { conversation })
+                .await
+        }
+        Event::Typing {
+            author_kind: AuthorKind::Visitor,
+            conversation_id,
+            author_name,
+            typing,
+            ..
+        } => {
+            socket
+                .send(&ServerFrame::Typing {
+                    conversation_id,
+                    author_kind: AuthorKind::Visitor,
+                    author_name: author_name.as_deref(),
+                    typing: *typing,
+                })
+                .await
         }
         Event::Typing { .. } => Ok(()),
     }

@@ -36,7 +36,10 @@ impl PasswordHasher {
     pub fn new() -> Result<Self, PasswordError> {
         let params = Params::new(19 * 1024, 2, 1, None).map_err(|_| PasswordError::Hash)?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut hasher = Self { argon, decoy: String::new() };
+        let mut hasher = Self {
+            argon,
+            decoy: String::new(),
+        };
         hasher.decoy = hasher.hash_unchecked(crate::random_token(24).expose())?;
         Ok(hasher)
     }
@@ -68,7 +71,10 @@ impl PasswordHasher {
         let Ok(parsed) = PasswordHash::new(target) else {
             return false;
         };
-        let matched = self.argon.verify_password(password.as_bytes(), &parsed).is_ok();
+        let matched = self
+            .argon
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         matched && stored.is_some()
     }
 }
@@ -96,6 +102,9 @@ mod tests {
     fn length_policy() {
         let hasher = PasswordHasher::new().expect("hasher");
         assert_eq!(hasher.hash("short"), Err(PasswordError::TooShort(MIN_LEN)));
-        assert_eq!(hasher.hash(&"x".repeat(MAX_LEN + 1)), Err(PasswordError::TooLong(MAX_LEN)));
+        assert_eq!(
+            hasher.hash(&"x".repeat(MAX_LEN + 1)),
+            Err(PasswordError::TooLong(MAX_LEN))
+        );
     }
 }

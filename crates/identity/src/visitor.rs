@@ -60,7 +60,10 @@ impl VisitorTokens {
     }
 
     pub fn issue(&self, claims: &VisitorClaims) -> String {
-        #[allow(clippy::expect_used, reason = "these claims are plain strings and integers")]
+        #[allow(
+            clippy::expect_used,
+            reason = "these claims are plain strings and integers"
+        )]
         let json = serde_json::to_vec(claims).expect("claims serialise");
         let payload = URL_SAFE_NO_PAD.encode(json);
         let mut mac = self.mac();
@@ -71,15 +74,21 @@ impl VisitorTokens {
     }
 
     pub fn verify(&self, token: &str, now_millis: i64) -> Result<VisitorClaims, VisitorTokenError> {
-        let rest = token.strip_prefix(PREFIX).ok_or(VisitorTokenError::Malformed)?;
+        let rest = token
+            .strip_prefix(PREFIX)
+            .ok_or(VisitorTokenError::Malformed)?;
         let (payload, signature) = rest.split_once('.').ok_or(VisitorTokenError::Malformed)?;
-        let signature =
-            URL_SAFE_NO_PAD.decode(signature).map_err(|_| VisitorTokenError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| VisitorTokenError::Malformed)?;
         let mut mac = self.mac();
         mac.update(PREFIX.as_bytes());
         mac.update(payload.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| VisitorTokenError::BadSignature)?;
-        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| VisitorTokenError::Malformed)?;
+        mac.verify_slice(&signature)
+            .map_err(|_| VisitorTokenError::BadSignature)?;
+        let json = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| VisitorTokenError::Malformed)?;
         let claims: VisitorClaims =
             serde_json::from_slice(&json).map_err(|_| VisitorTokenError::Malformed)?;
         if claims.expires_at <= now_millis {
@@ -113,7 +122,10 @@ mod tests {
     fn expired_token_is_refused() {
         let tokens = VisitorTokens::new(&[7; 32]).expect("key");
         let token = tokens.issue(&claims(2_000));
-        assert_eq!(tokens.verify(&token, 2_000), Err(VisitorTokenError::Expired));
+        assert_eq!(
+            tokens.verify(&token, 2_000),
+            Err(VisitorTokenError::Expired)
+        );
     }
 
     #[test]
@@ -121,12 +133,18 @@ mod tests {
         let tokens = VisitorTokens::new(&[7; 32]).expect("key");
         let other = VisitorTokens::new(&[8; 32]).expect("key");
         let token = tokens.issue(&claims(2_000));
-        assert_eq!(other.verify(&token, 1_000), Err(VisitorTokenError::BadSignature));
+        assert_eq!(
+            other.verify(&token, 1_000),
+            Err(VisitorTokenError::BadSignature)
+        );
         let forged = tokens.issue(&claims(9_000));
         let (head, _) = forged.rsplit_once('.').expect("dot");
         let (_, sig) = token.rsplit_once('.').expect("dot");
         let spliced = format!("{head}.{sig}");
-        assert_eq!(tokens.verify(&spliced, 1_000), Err(VisitorTokenError::BadSignature));
+        assert_eq!(
+            tokens.verify(&spliced, 1_000),
+            Err(VisitorTokenError::BadSignature)
+        );
         for junk in ["", "v1.", "v1.a", "v2.a.b", "v1.!!.??"] {
             assert!(tokens.verify(junk, 1_000).is_err(), "{junk}");
         }

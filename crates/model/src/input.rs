@@ -35,9 +35,15 @@ impl MessageBody {
         }
         let chars = trimmed.chars().count();
         if chars > Self::MAX_CHARS {
-            return Err(InputError::BodyTooLong { chars, limit: Self::MAX_CHARS });
+            return Err(InputError::BodyTooLong {
+                chars,
+                limit: Self::MAX_CHARS,
+            });
         }
-        if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
             return Err(InputError::BodyControlChar);
         }
         Ok(Self(trimmed.to_owned()))
@@ -96,7 +102,11 @@ impl Email {
             && !raw.chars().any(|c| c.is_whitespace() || c.is_control())
             && matches!(raw.split_once('@'), Some((local, domain))
                 if !local.is_empty() && domain.contains('.') && !domain.contains('@'));
-        if shape_ok { Ok(Self(raw.to_lowercase())) } else { Err(InputError::BadEmail) }
+        if shape_ok {
+            Ok(Self(raw.to_lowercase()))
+        } else {
+            Err(InputError::BadEmail)
+        }
     }
 
     pub fn from_stored(stored: String) -> Self {
@@ -121,17 +131,26 @@ mod tests {
 
     #[test]
     fn body_is_trimmed_and_bounded() {
-        assert_eq!(MessageBody::parse("  hi \n").map(|b| b.0), Ok("hi".to_owned()));
+        assert_eq!(
+            MessageBody::parse("  hi \n").map(|b| b.0),
+            Ok("hi".to_owned())
+        );
         assert_eq!(MessageBody::parse(" \n\t "), Err(InputError::EmptyBody));
         let long = "é".repeat(MessageBody::MAX_CHARS + 1);
-        assert!(matches!(MessageBody::parse(&long), Err(InputError::BodyTooLong { .. })));
+        assert!(matches!(
+            MessageBody::parse(&long),
+            Err(InputError::BodyTooLong { .. })
+        ));
         let max = "é".repeat(MessageBody::MAX_CHARS);
         assert!(MessageBody::parse(&max).is_ok());
     }
 
     #[test]
     fn body_refuses_control_chars_but_keeps_code_and_newlines() {
-        assert_eq!(MessageBody::parse("a\u{0}b"), Err(InputError::BodyControlChar));
+        assert_eq!(
+            MessageBody::parse("a\u{0}b"),
+            Err(InputError::BodyControlChar)
+        );
         let code = "SELECT * FROM t; <script>alert(1)</script>\n\tx";
         assert!(MessageBody::parse(code).is_ok());
     }
@@ -146,14 +165,29 @@ mod tests {
     fn client_msg_id_charset() {
         assert!(ClientMsgId::parse("c-0190f1a2.x:1_").is_ok());
         for bad in ["", "has space", "ünï", &"a".repeat(65), "a/b"] {
-            assert_eq!(ClientMsgId::parse(bad), Err(InputError::BadClientMsgId), "{bad}");
+            assert_eq!(
+                ClientMsgId::parse(bad),
+                Err(InputError::BadClientMsgId),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn email_shape() {
-        assert_eq!(Email::parse(" Ann@Example.COM ").map(|e| e.0), Ok("ann@example.com".into()));
-        for bad in ["", "ann", "ann@", "@x.com", "a b@x.com", "a@b@c.com", "a@localhost"] {
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").map(|e| e.0),
+            Ok("ann@example.com".into())
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.com",
+            "a b@x.com",
+            "a@b@c.com",
+            "a@localhost",
+        ] {
             assert_eq!(Email::parse(bad), Err(InputError::BadEmail), "{bad}");
         }
     }

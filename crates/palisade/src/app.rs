@@ -62,7 +62,9 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
     let keys_dir = data_dir.join("keys");
 
     let material = match &config.tls {
-        TlsSource::InternalCa { names } => palisade_pki::load_or_create(&data_dir.join("tls"), names),
+        TlsSource::InternalCa { names } => {
+            palisade_pki::load_or_create(&data_dir.join("tls"), names)
+        }
         TlsSource::Files { cert, key } => palisade_pki::load_operator_files(cert, key),
     }
     .context("preparing the TLS certificate")?;
@@ -70,7 +72,8 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         .context("building the TLS configuration")?;
 
     let visitor_key = crate::keys::load_or_create(&keys_dir.join("visitor-token.key"), 32)?;
-    let visitor_tokens = VisitorTokens::new(&visitor_key).context("visitor token key is too short")?;
+    let visitor_tokens =
+        VisitorTokens::new(&visitor_key).context("visitor token key is too short")?;
     let passwords = PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let store = Store::connect(&config.database_url, config.database_max_connections)
@@ -101,5 +104,11 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
     let (ops_addr, ops_task) = palisade_gateway::serve_ops(config.ops_addr, state.clone())
         .await
         .with_context(|| format!("listening on {} (server.ops_addr)", config.ops_addr))?;
-    Ok(Running { public, ops_addr, ops_task, state, ca_cert_path: material.ca_cert_path.clone() })
+    Ok(Running {
+        public,
+        ops_addr,
+        ops_task,
+        state,
+        ca_cert_path: material.ca_cert_path.clone(),
+    })
 }

@@ -21,7 +21,10 @@ pub struct ConfigError {
 }
 
 fn refuse(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.to_owned(), reason: reason.into() }
+    ConfigError {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,7 +80,10 @@ struct RawDatabase {
 
 impl Default for RawDatabase {
     fn default() -> Self {
-        Self { url: None, max_connections: 16 }
+        Self {
+            url: None,
+            max_connections: 16,
+        }
     }
 }
 
@@ -91,7 +97,11 @@ struct RawSessions {
 
 impl Default for RawSessions {
     fn default() -> Self {
-        Self { idle_minutes: 30, absolute_hours: 12, visitor_token_hours: 24 }
+        Self {
+            idle_minutes: 30,
+            absolute_hours: 12,
+            visitor_token_hours: 24,
+        }
     }
 }
 
@@ -104,7 +114,10 @@ struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        Self { format: "auto".into(), level: "info".into() }
+        Self {
+            format: "auto".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -160,8 +173,12 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| refuse("--config", format!("reading {}: {e}", path.display())))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| refuse("--config", format!("{} is not valid TOML: {e}", path.display())))?
+                text.parse::<toml::Table>().map_err(|e| {
+                    refuse(
+                        "--config",
+                        format!("{} is not valid TOML: {e}", path.display()),
+                    )
+                })?
             }
             None => toml::Table::new(),
         };
@@ -177,7 +194,9 @@ fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix("PALISADE_") else { continue };
+        let Some(rest) = name.strip_prefix("PALISADE_") else {
+            continue;
+        };
         let lower = rest.to_ascii_lowercase();
         let path: Vec<&str> = lower.split("__").collect();
         let known = match path.as_slice() {
@@ -208,19 +227,29 @@ fn apply_env(
 }
 
 fn socket_addr(key: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
-    raw.parse().map_err(|_| refuse(key, format!("{raw:?} is not an address like 127.0.0.1:8443")))
+    raw.parse().map_err(|_| {
+        refuse(
+            key,
+            format!("{raw:?} is not an address like 127.0.0.1:8443"),
+        )
+    })
 }
 
 fn positive(key: &str, value: u64, unit: &str, max: u64) -> Result<u64, ConfigError> {
     if value == 0 || value > max {
-        return Err(refuse(key, format!("must be 1 to {max} {unit}, not {value}")));
+        return Err(refuse(
+            key,
+            format!("must be 1 to {max} {unit}, not {value}"),
+        ));
     }
     Ok(value)
 }
 
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
-        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("./palisade-data"));
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./palisade-data"));
         if data_dir.as_os_str().is_empty() {
             return Err(refuse("data_dir", "must not be empty"));
         }
@@ -228,7 +257,10 @@ impl RawConfig {
         let public_addr = socket_addr("server.public_addr", &server.public_addr)?;
         let ops_addr = socket_addr("server.ops_addr", &server.ops_addr)?;
         if !ops_addr.ip().is_loopback() {
-            return Err(refuse("server.ops_addr", "the ops listener serves metrics and must stay on loopback"));
+            return Err(refuse(
+                "server.ops_addr",
+                "the ops listener serves metrics and must stay on loopback",
+            ));
         }
         let public_origin = match server.public_origin {
             Some(origin) => {
@@ -237,13 +269,20 @@ impl RawConfig {
                     && !origin[8..].contains('/')
                     && origin.chars().all(|c| c.is_ascii_graphic());
                 if !well_formed {
-                    return Err(refuse("server.public_origin", "must look like https://chat.example.com (no path)"));
+                    return Err(refuse(
+                        "server.public_origin",
+                        "must look like https://chat.example.com (no path)",
+                    ));
                 }
                 origin
             }
             None => match public_addr.ip() {
-                std::net::IpAddr::V4(ip) if ip.is_unspecified() => format!("https://127.0.0.1:{}", public_addr.port()),
-                std::net::IpAddr::V6(ip) if ip.is_unspecified() => format!("https://[::1]:{}", public_addr.port()),
+                std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                    format!("https://127.0.0.1:{}", public_addr.port())
+                }
+                std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                    format!("https://[::1]:{}", public_addr.port())
+                }
                 _ => format!("https://{public_addr}"),
             },
         };
@@ -251,29 +290,75 @@ impl RawConfig {
             (Some(cert), Some(key)) => TlsSource::Files { cert, key },
             (None, None) => {
                 if server.server_names.is_empty() {
-                    return Err(refuse("server.server_names", "needs at least one name for the certificate"));
+                    return Err(refuse(
+                        "server.server_names",
+                        "needs at least one name for the certificate",
+                    ));
                 }
-                TlsSource::InternalCa { names: server.server_names }
+                TlsSource::InternalCa {
+                    names: server.server_names,
+                }
             }
-            (Some(_), None) => return Err(refuse("tls.key_file", "is required when tls.cert_file is set")),
-            (None, Some(_)) => return Err(refuse("tls.cert_file", "is required when tls.key_file is set")),
+            (Some(_), None) => {
+                return Err(refuse(
+                    "tls.key_file",
+                    "is required when tls.cert_file is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(refuse(
+                    "tls.cert_file",
+                    "is required when tls.key_file is set",
+                ));
+            }
         };
         let database_url = match self.database.url {
-            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => url,
-            Some(_) => return Err(refuse("database.url", "must start with sqlite: or postgres:")),
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("palisade.db").display()),
+            Some(url)
+                if url.starts_with("sqlite:")
+                    || url.starts_with("postgres:")
+                    || url.starts_with("postgresql:") =>
+            {
+                url
+            }
+            Some(_) => {
+                return Err(refuse(
+                    "database.url",
+                    "must start with sqlite: or postgres:",
+                ));
+            }
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("palisade.db").display()
+            ),
         };
-        let db_max = positive("database.max_connections", u64::from(self.database.max_connections), "connections", 1000)?;
+        let db_max = positive(
+            "database.max_connections",
+            u64::from(self.database.max_connections),
+            "connections",
+            1000,
+        )?;
         let log_format = match self.log.format.as_str() {
             "auto" => LogFormat::Auto,
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
-            other => return Err(refuse("log.format", format!("must be auto, json or text, not {other:?}"))),
+            other => {
+                return Err(refuse(
+                    "log.format",
+                    format!("must be auto, json or text, not {other:?}"),
+                ));
+            }
         };
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(refuse("log.level", format!("{:?} is not a level or filter like info or palisade=debug", self.log.level)));
+            return Err(refuse(
+                "log.level",
+                format!(
+                    "{:?} is not a level or filter like info or palisade=debug",
+                    self.log.level
+                ),
+            ));
         }
-        let secs = |key: &str, v: u64, max: u64| positive(key, v, "seconds", max).map(Duration::from_secs);
+        let secs =
+            |key: &str, v: u64, max: u64| positive(key, v, "seconds", max).map(Duration::from_secs);
         Ok(Config {
             data_dir,
             public_addr,
@@ -282,12 +367,46 @@ impl RawConfig {
             tls,
             database_url,
             database_max_connections: db_max as u32,
-            handshake_timeout: secs("server.handshake_timeout_secs", server.handshake_timeout_secs, 120)?,
-            header_read_timeout: secs("server.header_read_timeout_secs", server.header_read_timeout_secs, 120)?,
-            max_connections: positive("server.max_connections", server.max_connections as u64, "connections", 1_000_000)? as usize,
-            session_idle: Duration::from_secs(60 * positive("sessions.idle_minutes", self.sessions.idle_minutes, "minutes", 24 * 60)?),
-            session_absolute: Duration::from_secs(3600 * positive("sessions.absolute_hours", self.sessions.absolute_hours, "hours", 24 * 30)?),
-            visitor_token_ttl: Duration::from_secs(3600 * positive("sessions.visitor_token_hours", self.sessions.visitor_token_hours, "hours", 24 * 30)?),
+            handshake_timeout: secs(
+                "server.handshake_timeout_secs",
+                server.handshake_timeout_secs,
+                120,
+            )?,
+            header_read_timeout: secs(
+                "server.header_read_timeout_secs",
+                server.header_read_timeout_secs,
+                120,
+            )?,
+            max_connections: positive(
+                "server.max_connections",
+                server.max_connections as u64,
+                "connections",
+                1_000_000,
+            )? as usize,
+            session_idle: Duration::from_secs(
+                60 * positive(
+                    "sessions.idle_minutes",
+                    self.sessions.idle_minutes,
+                    "minutes",
+                    24 * 60,
+                )?,
+            ),
+            session_absolute: Duration::from_secs(
+                3600 * positive(
+                    "sessions.absolute_hours",
+                    self.sessions.absolute_hours,
+                    "hours",
+                    24 * 30,
+                )?,
+            ),
+            visitor_token_ttl: Duration::from_secs(
+                3600 * positive(
+                    "sessions.visitor_token_hours",
+                    self.sessions.visitor_token_hours,
+                    "hours",
+                    24 * 30,
+                )?,
+            ),
             log_format,
             log_level: self.log.level,
         })
@@ -342,8 +461,11 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let env = [("PALISADE_SERVER__PUBLIC_ADDR", "127.0.0.1:9443"), ("PALISADE_DATABASE__MAX_CONNECTIONS", "4"),
-            ("PALISADE_TEST_POSTGRES_URL", "ignored")];
+        let env = [
+            ("PALISADE_SERVER__PUBLIC_ADDR", "127.0.0.1:9443"),
+            ("PALISADE_DATABASE__MAX_CONNECTIONS", "4"),
+            ("PALISADE_TEST_POSTGRES_URL", "ignored"),
+        ];
         let config = load("[server]\npublic_addr = \"127.0.0.1:1\"\n", &env).expect("loads");
         assert_eq!(config.public_addr.to_string(), "127.0.0.1:9443");
         assert_eq!(config.database_max_connections, 4);

@@ -43,11 +43,22 @@ pub async fn ensure(
     let existing = store.agent_credentials(&email).await?;
     let password = if existing.is_none() || new_password {
         let password = random_token(15);
-        let hash = passwords.hash(password.expose()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let hash = passwords
+            .hash(password.expose())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         match existing {
-            Some(found) => store.set_agent_password(&tenant, &found.agent.id, &hash).await?,
+            Some(found) => {
+                store
+                    .set_agent_password(&tenant, &found.agent.id, &hash)
+                    .await?
+            }
             None => {
-                let new = NewAgent { email: &email, name: "Demo Agent", role: Role::Owner, password_hash: &hash };
+                let new = NewAgent {
+                    email: &email,
+                    name: "Demo Agent",
+                    role: Role::Owner,
+                    password_hash: &hash,
+                };
                 store.create_agent(&tenant, new).await?;
             }
         }
@@ -55,5 +66,9 @@ pub async fn ensure(
     } else {
         None
     };
-    Ok(DemoTenant { widget, agent_email: DEMO_EMAIL.to_owned(), agent_password: password })
+    Ok(DemoTenant {
+        widget,
+        agent_email: DEMO_EMAIL.to_owned(),
+        agent_password: password,
+    })
 }

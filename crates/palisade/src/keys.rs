@@ -13,14 +13,23 @@ pub fn load_or_create(path: &Path, len: usize) -> anyhow::Result<Vec<u8>> {
         Ok(bytes) if bytes.len() == len => {
             let mode = std::fs::metadata(path)?.permissions().mode();
             if mode & 0o077 != 0 {
-                bail!("key file {} is readable by others (mode {:o}); run chmod 600 on it", path.display(), mode & 0o777);
+                bail!(
+                    "key file {} is readable by others (mode {:o}); run chmod 600 on it",
+                    path.display(),
+                    mode & 0o777
+                );
             }
             Ok(bytes)
         }
-        Ok(bytes) => bail!("key file {} holds {} bytes, expected {len}; refusing to replace it", path.display(), bytes.len()),
+        Ok(bytes) => bail!(
+            "key file {} holds {} bytes, expected {len}; refusing to replace it",
+            path.display(),
+            bytes.len()
+        ),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let mut key = vec![0u8; len];
-            getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+            getrandom::fill(&mut key)
+                .map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

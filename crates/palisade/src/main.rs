@@ -35,7 +35,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("palisade: cannot start the async runtime: {err}");
@@ -53,7 +56,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { data_dir, new_agent_password } => {
+        Command::Demo {
+            data_dir,
+            new_agent_password,
+        } => {
             let mut env: Vec<(String, String)> = std::env::vars().collect();
             env.push(("PALISADE_DATA_DIR".into(), data_dir.display().to_string()));
             let config = Config::load(None, env)?;
@@ -78,7 +84,13 @@ async fn demo(config: Config, new_agent_password: bool) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     let passwords = palisade_identity::PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let tenant = palisade::demo::ensure(&seed_store, &passwords, &config.public_origin, new_agent_password).await?;
+    let tenant = palisade::demo::ensure(
+        &seed_store,
+        &passwords,
+        &config.public_origin,
+        new_agent_password,
+    )
+    .await?;
     seed_store.close().await;
 
     let running = palisade::app::start(&config, Some(tenant.widget.public_key.clone())).await?;
@@ -112,13 +124,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -32,7 +32,9 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await?;
-        self.conversation(tenant, &id).await?.ok_or(crate::StoreError::NotFound)
+        self.conversation(tenant, &id)
+            .await?
+            .ok_or(crate::StoreError::NotFound)
     }
 
     pub async fn conversation(

@@ -3,7 +3,9 @@
 
 use crate::rows::{self, AGENT_COLUMNS, WIDGET_COLUMNS};
 use crate::{Result, Store, StoreError};
-use palisade_model::{Agent, AgentId, Email, Role, TenantId, VisitorId, Widget, WidgetId, now_millis};
+use palisade_model::{
+    Agent, AgentId, Email, Role, TenantId, VisitorId, Widget, WidgetId, now_millis,
+};
 use sqlx::AssertSqlSafe;
 
 pub(crate) async fn ensure_tenant(store: &Store, slug: &str, name: &str) -> Result<TenantId> {
@@ -102,7 +104,11 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(|e| {
-            if unique_violation(&e) { StoreError::Conflict("widget key in use") } else { e.into() }
+            if unique_violation(&e) {
+                StoreError::Conflict("widget key in use")
+            } else {
+                e.into()
+            }
         })?;
         Ok(Widget {
             id,
@@ -118,7 +124,10 @@ impl Store {
     /// how an anonymous visitor names its tenant.
     pub async fn widget_by_public_key(&self, key: &str) -> Result<Option<Widget>> {
         let sql = format!("SELECT {WIDGET_COLUMNS} FROM widgets w WHERE w.public_key = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(rows::widget).transpose()
     }
 
@@ -149,7 +158,11 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(|e| {
-            if unique_violation(&e) { StoreError::Conflict("email already in use") } else { e.into() }
+            if unique_violation(&e) {
+                StoreError::Conflict("email already in use")
+            } else {
+                e.into()
+            }
         })?;
         Ok(Agent {
             id,
@@ -184,13 +197,18 @@ impl Store {
         agent: &AgentId,
         password_hash: &str,
     ) -> Result<()> {
-        let done = sqlx::query("UPDATE agents SET password_hash = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(agent.as_str())
-            .bind(password_hash)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        let done =
+            sqlx::query("UPDATE agents SET password_hash = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(agent.as_str())
+                .bind(password_hash)
+                .execute(self.pool())
+                .await?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 
     pub async fn agent(&self, tenant: &TenantId, id: &AgentId) -> Result<Option<Agent>> {

@@ -13,8 +13,8 @@
 //!   conversation's sequence numbers without gaps;
 //! - this crate knows nothing of HTTP, sessions or fan-out.
 
-mod directory;
 mod conversations;
+mod directory;
 mod rows;
 pub mod testing;
 mod writer;
@@ -76,7 +76,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,7 +130,10 @@ impl Store {
     }
 
     /// Starts the group-commit writer for messages.
-    pub fn spawn_message_writer(&self, observer: std::sync::Arc<dyn CommitObserver>) -> MessageWriter {
+    pub fn spawn_message_writer(
+        &self,
+        observer: std::sync::Arc<dyn CommitObserver>,
+    ) -> MessageWriter {
         MessageWriter::spawn(self.clone(), observer)
     }
 

@@ -33,7 +33,8 @@ pub async fn fresh_url(backend: Backend, dir: &std::path::Path) -> Result<String
             sqlx::any::install_default_drivers();
             let schema = format!("palisade_test_{unique}");
             let mut conn = AnyConnection::connect(&base).await?;
-            conn.execute(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await?;
+            conn.execute(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .await?;
             conn.close().await?;
             let sep = if base.contains('?') { '&' } else { '?' };
             Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
@@ -53,5 +54,10 @@ fn uuid_like() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("{}_{}_{}", std::process::id(), nanos % 1_000_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -93,7 +93,10 @@ impl MessageWriter {
     /// task are committed in that order, so a socket can pipeline its sends.
     pub async fn submit(&self, message: NewMessage) -> Result<PendingAppend, WriterError> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send((message, reply)).await.map_err(|_| WriterError::Stopped)?;
+        self.queue
+            .send((message, reply))
+            .await
+            .map_err(|_| WriterError::Stopped)?;
         Ok(PendingAppend(answer))
     }
 }
@@ -185,11 +188,12 @@ async fn write_one(
         }));
     }
 
-    let Some(row) = sqlx::query("SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant)
-        .bind(conversation)
-        .fetch_optional(&mut **tx)
-        .await?
+    let Some(row) =
+        sqlx::query("SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(conversation)
+            .fetch_optional(&mut **tx)
+            .await?
     else {
         return Ok(Err(WriterError::ConversationNotFound));
     };
@@ -227,7 +231,11 @@ async fn write_one(
     .execute(&mut **tx)
     .await?;
 
-    let reopened = if reopens { reload_conversation(tx, new).await? } else { None };
+    let reopened = if reopens {
+        reload_conversation(tx, new).await?
+    } else {
+        None
+    };
     Ok(Ok(Appended {
         tenant_id: new.tenant_id.clone(),
         message: Message {
@@ -246,7 +254,10 @@ async fn write_one(
     }))
 }
 
-async fn find_resend(tx: &mut Transaction<'static, Any>, new: &NewMessage) -> Result<Option<Message>> {
+async fn find_resend(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewMessage,
+) -> Result<Option<Message>> {
     let sql = format!(
         "{} WHERE m.tenant_id = $1 AND m.conversation_id = $2 AND m.client_msg_id = $3",
         rows::MESSAGE_SELECT
@@ -264,7 +275,10 @@ async fn reload_conversation(
     tx: &mut Transaction<'static, Any>,
     new: &NewMessage,
 ) -> Result<Option<Conversation>> {
-    let sql = format!("{} WHERE c.tenant_id = $1 AND c.id = $2", rows::CONVERSATION_SELECT);
+    let sql = format!(
+        "{} WHERE c.tenant_id = $1 AND c.id = $2",
+        rows::CONVERSATION_SELECT
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(new.tenant_id.as_str())
         .bind(new.conversation_id.as_str())

@@ -62,6 +62,7 @@ const thread = new ThreadView(
   {
     send: (frame) => socket !== null && socket.send(frame),
     onConversation: applyConversation,
+    onFetched: (message) => list.noteMessage(message, isFromMe(message)),
   },
 );
 
@@ -184,11 +185,14 @@ function onFrame(frame) {
 function onMessage(message) {
   const id = message.conversation_id;
   const known = list.has(id);
-  const fromMe = message.author_kind === "agent" && message.author_id === me.id;
 
-  list.noteMessage(message, fromMe);
+  list.noteMessage(message, isFromMe(message));
   thread.onMessage(message);
   if (!known) fetchConversation(id);
+}
+
+function isFromMe(message) {
+  return message.author_kind === "agent" && me !== null && message.author_id === me.id;
 }
 
 function applyConversation(conversation) {

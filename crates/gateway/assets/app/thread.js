@@ -19,6 +19,7 @@ export class ThreadView {
    * ui     the elements of the thread section (see app.js)
    * hooks.send(frame)          sends over the socket; false if it is down
    * hooks.onConversation(c)    a claim or close returned a new record
+   * hooks.onFetched(message)   the newest message of a page fetched over HTTP
    */
   constructor(ui, hooks) {
     this.ui = ui;
@@ -141,6 +142,7 @@ export class ThreadView {
       const path = conversationPath(id, `/messages?after_seq=${after}&limit=${PAGE_SIZE}`);
       const { messages } = await api("GET", path);
       for (const message of messages) log.add(message);
+      if (messages.length) this.hooks.onFetched(messages[messages.length - 1]);
 
       const last = messages.length ? messages[messages.length - 1].seq : after;
       if (messages.length < PAGE_SIZE || last <= after) return;

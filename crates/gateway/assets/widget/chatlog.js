@@ -59,7 +59,7 @@ export class ChatLog {
   addPending(body) {
     const el = this.#render({ body, created_at: Date.now() }, true);
     const entry = { id: newClientMsgId(), body, el, status: null, state: "", timer: 0 };
-    entry.rejected = false; // the server refused it: no automatic resend
+    entry.rejected = false; // set once the server refuses it; then only Retry resends
 
     this.pending.set(entry.id, entry);
     this.#keepAtBottom(() => this.root.append(el), true);

@@ -5,7 +5,7 @@
 // origin: the frame is ready, how many messages are unread, and that the
 // visitor wants the chat closed.
 //
-// Start-up: the widget key from location.hash -> the token and conversation
+// Start-up: the widget key from the URL -> the token and conversation
 // saved for that key, or new ones (session.js) -> history over HTTP -> a
 // WebSocket hello with the last seq seen, which replays anything newer and
 // then streams.
@@ -36,7 +36,12 @@ const ui = {
   send: $("send"),
 };
 
-const widgetKey = new URLSearchParams(location.hash.slice(1)).get("key") || "";
+// The loader passes the key as ?key= (the server needs it there to set
+// frame-ancestors); #key= is accepted too.
+const widgetKey =
+  new URLSearchParams(location.search).get("key") ||
+  new URLSearchParams(location.hash.slice(1)).get("key") ||
+  "";
 const visitor = new VisitorSession(widgetKey);
 const parentOrigin = findParentOrigin();
 

@@ -97,7 +97,9 @@
           "allow-scripts allow-same-origin allow-forms allow-popups allow-popups-to-escape-sandbox",
         );
       }
-      frame.src = ORIGIN + "/widget/frame.html#key=" + encodeURIComponent(KEY);
+      // The key goes in the query: the server reads it there to allow this
+      // widget's origins, and only those, to frame the chat.
+      frame.src = ORIGIN + "/widget/frame.html?key=" + encodeURIComponent(KEY);
       frame.addEventListener("load", () => {
         if (open) frame.focus();
       });

@@ -50,15 +50,22 @@ async fn create_agent(
     AdminAuth(auth): AdminAuth,
     StrictJson(req): StrictJson<NewAgentRequest>,
 ) -> ApiResult<Response> {
-    let email = Email::parse(&req.email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+    let email = Email::parse(&req.email)
+        .map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request("invalid_name", "name must be 1 to 100 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
     }
-    let role = Role::parse(&req.role)
-        .ok_or_else(|| ApiError::bad_request("invalid_role", "role must be owner, admin or agent"))?;
+    let role = Role::parse(&req.role).ok_or_else(|| {
+        ApiError::bad_request("invalid_role", "role must be owner, admin or agent")
+    })?;
     if role == Role::Owner && auth.agent.role != Role::Owner {
-        return Err(ApiError::Forbidden("only an owner may create another owner"));
+        return Err(ApiError::Forbidden(
+            "only an owner may create another owner",
+        ));
     }
     let passwords = state.passwords.clone();
     let password = req.password;
@@ -66,8 +73,17 @@ async fn create_agent(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;
-    let new = NewAgent { email: &email, name, role, password_hash: &hash };
-    let agent = state.chat.store().create_agent(&auth.agent.tenant_id, new).await?;
+    let new = NewAgent {
+        email: &email,
+        name,
+        role,
+        password_hash: &hash,
+    };
+    let agent = state
+        .chat
+        .store()
+        .create_agent(&auth.agent.tenant_id, new)
+        .await?;
     tracing::info!(by = %auth.agent.id, agent = %agent.id, role = role.as_str(), "agent created");
     Ok((StatusCode::CREATED, Json(agent)).into_response())
 }

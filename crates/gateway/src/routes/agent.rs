@@ -59,9 +59,10 @@ async fn login(
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
     let password = req.password;
     // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let matched = tokio::task::spawn_blocking(move || passwords.verify(&password, stored.as_deref()))
-        .await
-        .map_err(ApiError::internal)?;
+    let matched =
+        tokio::task::spawn_blocking(move || passwords.verify(&password, stored.as_deref()))
+            .await
+            .map_err(ApiError::internal)?;
     let Some(credentials) = credentials.filter(|c| matched && c.active) else {
         return Err(LOGIN_FAILED);
     };
@@ -77,7 +78,11 @@ async fn login(
         last_seen_at: now,
         expires_at: now.saturating_add(absolute),
     };
-    state.chat.store().create_session(&sha256_hex(token.expose()), &session).await?;
+    state
+        .chat
+        .store()
+        .create_session(&sha256_hex(token.expose()), &session)
+        .await?;
     tracing::info!(agent = %credentials.agent.id, tenant = %credentials.agent.tenant_id, "agent signed in");
 
     let max_age = state.settings.session_absolute.as_secs();
@@ -92,7 +97,8 @@ async fn login(
 
 async fn logout(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Response> {
     state.chat.store().delete_session(&auth.token_hash).await?;
-    let expired = format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+    let expired =
+        format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     let cookie = HeaderValue::from_str(&expired).map_err(ApiError::internal)?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
@@ -118,14 +124,23 @@ async fn inbox(
     let status = match query.status.as_deref() {
         None | Some("all") => None,
         Some(raw) => Some(ConversationStatus::parse(raw).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", "status must be open, assigned, closed or all")
+            ApiError::bad_request(
+                "invalid_query",
+                "status must be open, assigned, closed or all",
+            )
         })?),
     };
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 500"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be 1 to 500",
+        ));
     }
-    let conversations = state.chat.inbox(&auth.agent.tenant_id, status, limit).await?;
+    let conversations = state
+        .chat
+        .inbox(&auth.agent.tenant_id, status, limit)
+        .await?;
     Ok(Json(json!({ "conversations": conversations })))
 }
 
@@ -134,7 +149,10 @@ async fn conversation(
     auth: AgentAuth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let (_, conversation) = state.chat.authorize(&auth.actor(), &ConversationId::from_raw(id)).await?;
+    let (_, conversation) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
     Ok(Json(conversation).into_response())
 }
 
@@ -145,7 +163,10 @@ async fn history(
     StrictQuery(page): StrictQuery<Page>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (after, limit) = page.checked()?;
-    let (access, _) = state.chat.authorize(&auth.actor(), &ConversationId::from_raw(id)).await?;
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
     let messages = state.chat.history(&access, after, limit).await?;
     Ok(Json(json!({ "messages": messages })))
 }
@@ -156,7 +177,10 @@ async fn send(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<SendBody>,
 ) -> ApiResult<Response> {
-    let (access, _) = state.chat.authorize(&auth.actor(), &ConversationId::from_raw(id)).await?;
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
     send_message(&state, &access, body).await
 }
 
@@ -165,7 +189,10 @@ async fn claim(
     auth: AgentAuth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let (access, _) = state.chat.authorize(&auth.actor(), &ConversationId::from_raw(id)).await?;
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
     Ok(Json(state.chat.claim(&access).await?).into_response())
 }
 
@@ -174,6 +201,9 @@ async fn close(
     auth: AgentAuth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let (access, _) = state.chat.authorize(&auth.actor(), &ConversationId::from_raw(id)).await?;
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
     Ok(Json(state.chat.close(&access).await?).into_response())
 }

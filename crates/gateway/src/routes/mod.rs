@@ -48,10 +48,16 @@ fn default_limit() -> i64 {
 impl Page {
     pub fn checked(&self) -> Result<(i64, i64), ApiError> {
         if self.after_seq < 0 {
-            return Err(ApiError::bad_request("invalid_query", "after_seq must be 0 or more"));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "after_seq must be 0 or more",
+            ));
         }
         if !(1..=500).contains(&self.limit) {
-            return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 500"));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be 1 to 500",
+            ));
         }
         Ok((self.after_seq, self.limit))
     }

@@ -20,7 +20,10 @@ use serde_json::json;
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/sessions", post(create_session))
-        .route("/conversations", get(list_conversations).post(open_conversation))
+        .route(
+            "/conversations",
+            get(list_conversations).post(open_conversation),
+        )
         .route("/conversations/{id}/messages", get(history).post(send))
         .route("/ws", get(crate::ws::visitor_socket))
 }
@@ -47,10 +50,16 @@ async fn create_session(
 
     let resumed = match &req.resume_token {
         Some(token) => match state.visitor_actor(token)? {
-            Actor::Visitor { tenant_id, visitor_id, .. } if tenant_id == widget.tenant_id => {
-                Some(visitor_id)
+            Actor::Visitor {
+                tenant_id,
+                visitor_id,
+                ..
+            } if tenant_id == widget.tenant_id => Some(visitor_id),
+            _ => {
+                return Err(ApiError::Unauthorized(
+                    "resume_token belongs to another widget",
+                ));
             }
-            _ => return Err(ApiError::Unauthorized("resume_token belongs to another widget")),
         },
         None => None,
     };
@@ -59,7 +68,10 @@ async fn create_session(
         None => {
             let name = match req.name.as_deref().map(str::trim) {
                 Some(name) if name.chars().count() > 100 => {
-                    return Err(ApiError::bad_request("invalid_name", "name is over 100 characters"));
+                    return Err(ApiError::bad_request(
+                        "invalid_name",
+                        "name is over 100 characters",
+                    ));
                 }
                 Some("") | None => None,
                 Some(name) => Some(name),
@@ -72,7 +84,9 @@ async fn create_session(
                 .transpose()
                 .map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
             let store = state.chat.store();
-            store.create_visitor(&widget.tenant_id, &widget.id, name, email.as_ref()).await?
+            store
+                .create_visitor(&widget.tenant_id, &widget.id, name, email.as_ref())
+                .await?
         }
     };
 
@@ -97,10 +111,19 @@ async fn list_conversations(
     State(state): State<AppState>,
     VisitorAuth(actor): VisitorAuth,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let Actor::Visitor { tenant_id, visitor_id, .. } = &actor else {
+    let Actor::Visitor {
+        tenant_id,
+        visitor_id,
+        ..
+    } = &actor
+    else {
         return Err(ApiError::Unauthorized("a visitor token is required"));
     };
-    let conversations = state.chat.store().visitor_conversations(tenant_id, visitor_id).await?;
+    let conversations = state
+        .chat
+        .store()
+        .visitor_conversations(tenant_id, visitor_id)
+        .await?;
     Ok(Json(json!({ "conversations": conversations })))
 }
 
@@ -124,7 +147,10 @@ async fn history(
     StrictQuery(page): StrictQuery<Page>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (after, limit) = page.checked()?;
-    let (access, _) = state.chat.authorize(&actor, &ConversationId::from_raw(id)).await?;
+    let (access, _) = state
+        .chat
+        .authorize(&actor, &ConversationId::from_raw(id))
+        .await?;
     let messages = state.chat.history(&access, after, limit).await?;
     Ok(Json(json!({ "messages": messages })))
 }
@@ -135,6 +161,9 @@ async fn send(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<SendBody>,
 ) -> ApiResult<Response> {
-    let (access, _) = state.chat.authorize(&actor, &ConversationId::from_raw(id)).await?;
+    let (access, _) = state
+        .chat
+        .authorize(&actor, &ConversationId::from_raw(id))
+        .await?;
     send_message(&state, &access, body).await
 }

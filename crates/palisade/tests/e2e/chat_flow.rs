@@ -123,15 +123,27 @@ async fn resending_a_client_msg_id_returns_the_first_ack_and_stores_once() {
         assert_eq!((first_status, again_status), (201, 200));
         assert_eq!(first["seq"], again["seq"]);
         assert_eq!(first["message_id"], again["message_id"]);
-        assert_eq!((first["duplicate"].as_bool(), again["duplicate"].as_bool()), (Some(false), Some(true)));
+        assert_eq!(
+            (first["duplicate"].as_bool(), again["duplicate"].as_bool()),
+            (Some(false), Some(true))
+        );
 
         // Over the socket too.
         let (mut ws, _) = server.visitor_ws(&token, &conversation, 1).await;
-        send_json(&mut ws, json!({"type": "send", "client_msg_id": "same-1", "body": "only once"})).await;
+        send_json(
+            &mut ws,
+            json!({"type": "send", "client_msg_id": "same-1", "body": "only once"}),
+        )
+        .await;
         let ack = next_of_type(&mut ws, "ack").await;
-        assert_eq!((ack["seq"].as_i64(), ack["duplicate"].as_bool()), (Some(1), Some(true)));
+        assert_eq!(
+            (ack["seq"].as_i64(), ack["duplicate"].as_bool()),
+            (Some(1), Some(true))
+        );
 
-        let (_, history) = server.get(&format!("{path}?after_seq=0"), Some(&token)).await;
+        let (_, history) = server
+            .get(&format!("{path}?after_seq=0"), Some(&token))
+            .await;
         assert_eq!(history["messages"].as_array().map(Vec::len), Some(1));
         server.stop().await;
     })
@@ -147,7 +159,15 @@ async fn concurrent_sends_get_gapless_unique_sequence_numbers() {
         let path = format!("/v1/visitor/conversations/{conversation}/messages");
         let sends = (0..60).map(|n| {
             let (server, token, path) = (&server, &token, &path);
-            async move { server.post(path, json!({"client_msg_id": format!("c-{n}"), "body": format!("m{n}")}), Some(token)).await }
+            async move {
+                server
+                    .post(
+                        path,
+                        json!({"client_msg_id": format!("c-{n}"), "body": format!("m{n}")}),
+                        Some(token),
+                    )
+                    .await
+            }
         });
         let results = futures_util::future::join_all(sends).await;
         let mut seqs: Vec<i64> = results
@@ -163,7 +183,11 @@ async fn concurrent_sends_get_gapless_unique_sequence_numbers() {
         // A pipelined burst on one socket is acknowledged in send order.
         let (mut ws, _) = server.visitor_ws(&token, &conversation, 60).await;
         for n in 0..40 {
-            send_json(&mut ws, json!({"type": "send", "client_msg_id": format!("p-{n}"), "body": "x"})).await;
+            send_json(
+                &mut ws,
+                json!({"type": "send", "client_msg_id": format!("p-{n}"), "body": "x"}),
+            )
+            .await;
         }
         for n in 0..40 {
             let ack = next_of_type(&mut ws, "ack").await;
@@ -182,14 +206,24 @@ async fn a_restart_on_the_same_data_dir_loses_nothing() {
         let tenant = server.seed_tenant("restart").await;
         let (token, conversation) = server.visitor(&tenant).await;
         let path = format!("/v1/visitor/conversations/{conversation}/messages");
-        let (status, _) = server.post(&path, json!({"client_msg_id": "k-1", "body": "kept"}), Some(&token)).await;
+        let (status, _) = server
+            .post(
+                &path,
+                json!({"client_msg_id": "k-1", "body": "kept"}),
+                Some(&token),
+            )
+            .await;
         assert_eq!(status, 201);
         let ca_before = std::fs::read(&server.running.ca_cert_path).expect("ca");
         let (data_dir, url) = (server.data_dir.clone(), server.database_url.clone());
         server.stop().await;
 
         let server = TestServer::start_with(data_dir, url).await;
-        assert_eq!(std::fs::read(&server.running.ca_cert_path).expect("ca"), ca_before, "same CA");
+        assert_eq!(
+            std::fs::read(&server.running.ca_cert_path).expect("ca"),
+            ca_before,
+            "same CA"
+        );
         // The visitor's token still verifies (same key) and the message is there.
         let (status, history) = server.get(&path, Some(&token)).await;
         assert_eq!(status, 200, "{history}");

@@ -6,7 +6,13 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
-async fn raw_post(server: &TestServer, path: &str, content_type: &str, body: Vec<u8>, bearer: &str) -> (u16, Value) {
+async fn raw_post(
+    server: &TestServer,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    bearer: &str,
+) -> (u16, Value) {
     let resp = server
         .http
         .post(server.url(path))
@@ -29,17 +35,89 @@ async fn malformed_http_bodies_get_clear_json_errors() {
     let json_type = "application/json";
 
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
-        ("malformed JSON", json_type, b"{\"client_msg_id\": \"a\", \"body\": ".to_vec(), 400, "malformed_json"),
-        ("unknown field", json_type, br#"{"client_msg_id":"a","body":"hi","colour":"red"}"#.to_vec(), 400, "unknown_field"),
-        ("missing field", json_type, br#"{"client_msg_id":"a"}"#.to_vec(), 400, "missing_field"),
-        ("wrong type", json_type, br#"{"client_msg_id":"a","body":42}"#.to_vec(), 400, "invalid_field"),
-        ("invalid UTF-8", json_type, b"{\"client_msg_id\":\"a\",\"body\":\"\xff\xfe\"}".to_vec(), 400, "invalid_utf8"),
-        ("empty message", json_type, br#"{"client_msg_id":"a","body":"   "}"#.to_vec(), 400, "invalid_body"),
-        ("huge message", json_type, json!({"client_msg_id": "a", "body": "x".repeat(4001)}).to_string().into_bytes(), 400, "invalid_body"),
-        ("control char", json_type, json!({"client_msg_id": "a", "body": "a\u{0007}b"}).to_string().into_bytes(), 400, "invalid_body"),
-        ("bad client id", json_type, br#"{"client_msg_id":"has space","body":"hi"}"#.to_vec(), 400, "invalid_client_msg_id"),
-        ("oversized body", json_type, json!({"client_msg_id": "a", "body": "x".repeat(70_000)}).to_string().into_bytes(), 413, "payload_too_large"),
-        ("not JSON at all", "text/plain", b"hello".to_vec(), 415, "unsupported_media_type"),
+        (
+            "malformed JSON",
+            json_type,
+            b"{\"client_msg_id\": \"a\", \"body\": ".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "unknown field",
+            json_type,
+            br#"{"client_msg_id":"a","body":"hi","colour":"red"}"#.to_vec(),
+            400,
+            "unknown_field",
+        ),
+        (
+            "missing field",
+            json_type,
+            br#"{"client_msg_id":"a"}"#.to_vec(),
+            400,
+            "missing_field",
+        ),
+        (
+            "wrong type",
+            json_type,
+            br#"{"client_msg_id":"a","body":42}"#.to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "invalid UTF-8",
+            json_type,
+            b"{\"client_msg_id\":\"a\",\"body\":\"\xff\xfe\"}".to_vec(),
+            400,
+            "invalid_utf8",
+        ),
+        (
+            "empty message",
+            json_type,
+            br#"{"client_msg_id":"a","body":"   "}"#.to_vec(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "huge message",
+            json_type,
+            json!({"client_msg_id": "a", "body": "x".repeat(4001)})
+                .to_string()
+                .into_bytes(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "control char",
+            json_type,
+            json!({"client_msg_id": "a", "body": "a\u{0007}b"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "bad client id",
+            json_type,
+            br#"{"client_msg_id":"has space","body":"hi"}"#.to_vec(),
+            400,
+            "invalid_client_msg_id",
+        ),
+        (
+            "oversized body",
+            json_type,
+            json!({"client_msg_id": "a", "body": "x".repeat(70_000)})
+                .to_string()
+                .into_bytes(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "not JSON at all",
+            "text/plain",
+            b"hello".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
     ];
     for (what, content_type, body, status, code) in cases {
         let (got, answer) = raw_post(&server, &path, content_type, body, &token).await;
@@ -47,12 +125,27 @@ async fn malformed_http_bodies_get_clear_json_errors() {
         assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(!message.is_empty(), "{what}: a message says what is wrong");
-        assert!(answer["error"]["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{what}");
+        assert!(
+            answer["error"]["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{what}"
+        );
     }
-    let (status, answer) = server.get(&format!("{path}?after_seq=-1"), Some(&token)).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_query")));
-    let (status, answer) = server.get(&format!("{path}?after_seq=abc"), Some(&token)).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_query")));
+    let (status, answer) = server
+        .get(&format!("{path}?after_seq=-1"), Some(&token))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, answer) = server
+        .get(&format!("{path}?after_seq=abc"), Some(&token))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
 
     // Nothing was stored by any of them.
     let (_, history) = server.get(&path, Some(&token)).await;
@@ -69,10 +162,22 @@ async fn invalid_websocket_frames_get_error_events_and_the_socket_stays_usable()
 
     let bad_frames = [
         (Ws::Text("not json".into()), "malformed_json"),
-        (Ws::Text(r#"{"type":"send","client_msg_id":"a"}"#.into()), "missing_field"),
-        (Ws::Text(r#"{"type":"shout","body":"x"}"#.into()), "invalid_field"),
-        (Ws::Text(r#"{"type":"send","client_msg_id":"a","body":"hi","extra":1}"#.into()), "unknown_field"),
-        (Ws::Text(r#"{"type":"send","client_msg_id":"a","body":""}"#.into()), "invalid_body"),
+        (
+            Ws::Text(r#"{"type":"send","client_msg_id":"a"}"#.into()),
+            "missing_field",
+        ),
+        (
+            Ws::Text(r#"{"type":"shout","body":"x"}"#.into()),
+            "invalid_field",
+        ),
+        (
+            Ws::Text(r#"{"type":"send","client_msg_id":"a","body":"hi","extra":1}"#.into()),
+            "unknown_field",
+        ),
+        (
+            Ws::Text(r#"{"type":"send","client_msg_id":"a","body":""}"#.into()),
+            "invalid_body",
+        ),
         (Ws::Binary(vec![0xff, 0x00].into()), "binary_frame"),
     ];
     for (frame, code) in bad_frames {
@@ -81,7 +186,11 @@ async fn invalid_websocket_frames_get_error_events_and_the_socket_stays_usable()
         assert_eq!(error["code"], code, "{error}");
     }
     // Still usable: a valid message is stored and acknowledged.
-    send_json(&mut ws, json!({"type": "send", "client_msg_id": "ok-1", "body": "still here"})).await;
+    send_json(
+        &mut ws,
+        json!({"type": "send", "client_msg_id": "ok-1", "body": "still here"}),
+    )
+    .await;
     assert_eq!(next_of_type(&mut ws, "ack").await["seq"], 1);
 
     // A stream of invalid frames is closed as abuse (1008).
@@ -89,7 +198,10 @@ async fn invalid_websocket_frames_get_error_events_and_the_socket_stays_usable()
         ws.send(Ws::Text("{".into())).await.expect("sent");
     }
     let close_code = loop {
-        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("closed in time") {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed in time")
+        {
             Some(Ok(Ws::Close(frame))) => break frame.map(|f| u16::from(f.code)),
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => break None,
@@ -101,7 +213,10 @@ async fn invalid_websocket_frames_get_error_events_and_the_socket_stays_usable()
     let (mut ws, _) = server.visitor_ws(&token, &conversation, 1).await;
     let _ = ws.send(Ws::Text("x".repeat(64 * 1024).into())).await;
     let ended = loop {
-        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("ended in time") {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("ended in time")
+        {
             Some(Ok(Ws::Close(_))) | Some(Err(_)) | None => break true,
             Some(Ok(_)) => continue,
         }
@@ -111,8 +226,18 @@ async fn invalid_websocket_frames_get_error_events_and_the_socket_stays_usable()
     // A socket whose first frame is not hello is told so.
     let mut ws = server.ws("/v1/visitor/ws", &[]).await;
     send_json(&mut ws, json!({"type": "ping"})).await;
-    assert_eq!(next_of_type(&mut ws, "error").await["code"], "hello_required");
-    send_json(&mut ws, json!({"type": "hello", "token": "v1.bad.token", "conversation_id": conversation})).await;
-    assert_eq!(next_of_type(&mut ws, "error").await["code"], "unauthenticated");
+    assert_eq!(
+        next_of_type(&mut ws, "error").await["code"],
+        "hello_required"
+    );
+    send_json(
+        &mut ws,
+        json!({"type": "hello", "token": "v1.bad.token", "conversation_id": conversation}),
+    )
+    .await;
+    assert_eq!(
+        next_of_type(&mut ws, "error").await["code"],
+        "unauthenticated"
+    );
     server.stop().await;
 }

@@ -5,14 +5,30 @@ use crate::support::*;
 #[tokio::test]
 async fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
     let server = TestServer::start(palisade_store::Backend::Sqlite).await;
-    for path in ["/nope", "/v1/visitor/nope", "/v1/agent/conversations/x/nope", "/s2s/v1/conversations", "/widget/../Cargo.toml"] {
-        let resp = server.http.get(server.url(path)).send().await.expect("sent");
+    for path in [
+        "/nope",
+        "/v1/visitor/nope",
+        "/v1/agent/conversations/x/nope",
+        "/s2s/v1/conversations",
+        "/widget/../Cargo.toml",
+    ] {
+        let resp = server
+            .http
+            .get(server.url(path))
+            .send()
+            .await
+            .expect("sent");
         assert_eq!(resp.status().as_u16(), 404, "{path}");
         assert!(resp.headers().contains_key("x-request-id"));
         let body: serde_json::Value = resp.json().await.expect("JSON error body");
         assert_eq!(body["error"]["code"], "not_found");
     }
-    let resp = server.http.delete(server.url("/v1/agent/login")).send().await.expect("sent");
+    let resp = server
+        .http
+        .delete(server.url("/v1/agent/login"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.status().as_u16(), 405);
     let body: serde_json::Value = resp.json().await.expect("JSON error body");
     assert_eq!(body["error"]["code"], "method_not_allowed");
@@ -22,14 +38,41 @@ async fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
 #[tokio::test]
 async fn every_response_has_a_fresh_request_id_and_security_headers() {
     let server = TestServer::start(palisade_store::Backend::Sqlite).await;
-    let first = server.http.get(server.url("/app/")).send().await.expect("sent");
-    let second = server.http.get(server.url("/app/")).send().await.expect("sent");
-    let id = |r: &reqwest::Response| r.headers().get("x-request-id").map(|v| v.to_str().unwrap_or("").to_owned());
+    let first = server
+        .http
+        .get(server.url("/app/"))
+        .send()
+        .await
+        .expect("sent");
+    let second = server
+        .http
+        .get(server.url("/app/"))
+        .send()
+        .await
+        .expect("sent");
+    let id = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+    };
     assert!(id(&first).is_some_and(|v| v.len() >= 16));
     assert_ne!(id(&first), id(&second));
-    let csp = first.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
-    assert_eq!(first.headers().get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"));
+    let csp = first
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(
+        first
+            .headers()
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
     assert!(first.headers().contains_key("strict-transport-security"));
     assert!(first.text().await.expect("page").contains("<html"));
     server.stop().await;
@@ -38,7 +81,12 @@ async fn every_response_has_a_fresh_request_id_and_security_headers() {
 #[tokio::test]
 async fn https_serves_http2_and_http1() {
     let server = TestServer::start(palisade_store::Backend::Sqlite).await;
-    let resp = server.http.get(server.url("/widget/loader.js")).send().await.expect("sent");
+    let resp = server
+        .http
+        .get(server.url("/widget/loader.js"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status().as_u16(), 200);
     let h1 = reqwest::Client::builder()
@@ -46,7 +94,11 @@ async fn https_serves_http2_and_http1() {
         .http1_only()
         .build()
         .expect("client");
-    let resp = h1.get(server.url("/widget/loader.js")).send().await.expect("sent");
+    let resp = h1
+        .get(server.url("/widget/loader.js"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
     server.stop().await;
 }
@@ -58,20 +110,43 @@ async fn ops_listener_serves_health_readiness_and_metrics_on_loopback() {
     assert!(ops.ip().is_loopback());
     let plain = reqwest::Client::new();
     for path in ["/healthz", "/readyz"] {
-        let resp = plain.get(format!("http://{ops}{path}")).send().await.expect("sent");
+        let resp = plain
+            .get(format!("http://{ops}{path}"))
+            .send()
+            .await
+            .expect("sent");
         assert_eq!(resp.status().as_u16(), 200, "{path}");
     }
     let tenant = server.seed_tenant("metrics").await;
     let (token, conversation) = server.visitor(&tenant).await;
     let (status, _) = server
-        .post(&format!("/v1/visitor/conversations/{conversation}/messages"), serde_json::json!({"client_msg_id": "m1", "body": "count me"}), Some(&token))
+        .post(
+            &format!("/v1/visitor/conversations/{conversation}/messages"),
+            serde_json::json!({"client_msg_id": "m1", "body": "count me"}),
+            Some(&token),
+        )
         .await;
     assert_eq!(status, 201);
-    let metrics = plain.get(format!("http://{ops}/metrics")).send().await.expect("sent").text().await.expect("text");
-    assert!(metrics.contains("palisade_messages_stored_total 1"), "{metrics}");
+    let metrics = plain
+        .get(format!("http://{ops}/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("palisade_messages_stored_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("palisade_http_requests_total{class=\"2xx\"}"));
     // The ops routes do not exist on the public listener.
-    let resp = server.http.get(server.url("/metrics")).send().await.expect("sent");
+    let resp = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.status().as_u16(), 404);
     server.stop().await;
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-pub type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A running server with its own data directory and database.
 pub struct TestServer {
@@ -38,13 +39,20 @@ pub fn client_tls(path: &std::path::Path) -> rustls::ClientConfig {
     let ca = std::fs::read(path).expect("CA certificate written");
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
-        roots.add(cert.expect("CA PEM parses")).expect("CA is a valid root");
+        roots
+            .add(cert.expect("CA PEM parses"))
+            .expect("CA is a valid root");
     }
-    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("palisade-e2e-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "palisade-e2e-{tag}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }
@@ -61,14 +69,28 @@ impl TestServer {
     /// Starts on an existing data directory and database (a restart).
     pub async fn start_with(data_dir: PathBuf, database_url: String) -> Self {
         let env = vec![
-            ("PALISADE_DATA_DIR".to_owned(), data_dir.display().to_string()),
-            ("PALISADE_SERVER__PUBLIC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-            ("PALISADE_SERVER__OPS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "PALISADE_DATA_DIR".to_owned(),
+                data_dir.display().to_string(),
+            ),
+            (
+                "PALISADE_SERVER__PUBLIC_ADDR".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            (
+                "PALISADE_SERVER__OPS_ADDR".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
             ("PALISADE_DATABASE__URL".to_owned(), database_url.clone()),
-            ("PALISADE_DATABASE__MAX_CONNECTIONS".to_owned(), "4".to_owned()),
+            (
+                "PALISADE_DATABASE__MAX_CONNECTIONS".to_owned(),
+                "4".to_owned(),
+            ),
         ];
         let config = Config::load(None, env).expect("test config is valid");
-        let running = palisade::app::start(&config, None).await.expect("server starts");
+        let running = palisade::app::start(&config, None)
+            .await
+            .expect("server starts");
         let tls = Arc::new(client_tls(&running.ca_cert_path));
         let mut http_tls = (*tls).clone();
         http_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -78,7 +100,14 @@ impl TestServer {
             .build()
             .expect("HTTP client");
         let base = format!("https://127.0.0.1:{}", running.public_addr().port());
-        Self { running, base, data_dir, database_url, http, tls }
+        Self {
+            running,
+            base,
+            data_dir,
+            database_url,
+            http,
+            tls,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -96,18 +125,41 @@ impl TestServer {
         let widget_key = format!("pk_test_{slug}_{}", uuid::Uuid::new_v4().simple());
         let origins = vec!["https://shop.example".to_owned()];
         store
-            .create_widget(&tenant, NewWidget { name: slug, public_key: &widget_key, allowed_origins: &origins, greeting: "hi" })
+            .create_widget(
+                &tenant,
+                NewWidget {
+                    name: slug,
+                    public_key: &widget_key,
+                    allowed_origins: &origins,
+                    greeting: "hi",
+                },
+            )
             .await
             .expect("widget");
         let email = format!("owner@{slug}.example");
         let password = format!("long password of {slug}");
-        let hash = PasswordHasher::new().expect("hasher").hash(&password).expect("hash");
+        let hash = PasswordHasher::new()
+            .expect("hasher")
+            .hash(&password)
+            .expect("hash");
         let parsed = Email::parse(&email).expect("email");
         store
-            .create_agent(&tenant, NewAgent { email: &parsed, name: &format!("{slug} agent"), role: Role::Owner, password_hash: &hash })
+            .create_agent(
+                &tenant,
+                NewAgent {
+                    email: &parsed,
+                    name: &format!("{slug} agent"),
+                    role: Role::Owner,
+                    password_hash: &hash,
+                },
+            )
             .await
             .expect("agent");
-        Tenant { widget_key, email, password }
+        Tenant {
+            widget_key,
+            email,
+            password,
+        }
     }
 
     pub async fn post(&self, path: &str, body: Value, bearer: Option<&str>) -> (u16, Value) {
@@ -133,11 +185,17 @@ impl TestServer {
     /// A visitor session and a new conversation: (token, conversation id).
     pub async fn visitor(&self, tenant: &Tenant) -> (String, String) {
         let (status, session) = self
-            .post("/v1/visitor/sessions", json!({"widget_key": tenant.widget_key, "name": "Ann"}), None)
+            .post(
+                "/v1/visitor/sessions",
+                json!({"widget_key": tenant.widget_key, "name": "Ann"}),
+                None,
+            )
             .await;
         assert_eq!(status, 201, "{session}");
         let token = session["token"].as_str().expect("token").to_owned();
-        let (status, conversation) = self.post("/v1/visitor/conversations", json!({}), Some(&token)).await;
+        let (status, conversation) = self
+            .post("/v1/visitor/conversations", json!({}), Some(&token))
+            .await;
         assert_eq!(status, 201, "{conversation}");
         (token, conversation["id"].as_str().expect("id").to_owned())
     }
@@ -161,11 +219,17 @@ impl TestServer {
             .to_owned();
         let body: Value = resp.json().await.expect("login body");
         let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
-        Agent { server: self, cookie, csrf }
+        Agent {
+            server: self,
+            cookie,
+            csrf,
+        }
     }
 
     pub async fn ws(&self, path: &str, headers: &[(&'static str, String)]) -> WsStream {
-        self.try_ws(path, headers).await.expect("websocket connects")
+        self.try_ws(path, headers)
+            .await
+            .expect("websocket connects")
     }
 
     /// Opens a WebSocket, returning the handshake's refusal instead of failing.
@@ -174,13 +238,19 @@ impl TestServer {
         path: &str,
         headers: &[(&'static str, String)],
     ) -> Result<WsStream, tokio_tungstenite::tungstenite::Error> {
-        let url = format!("wss://127.0.0.1:{}{path}", self.running.public_addr().port());
+        let url = format!(
+            "wss://127.0.0.1:{}{path}",
+            self.running.public_addr().port()
+        );
         let mut request = url.into_client_request()?;
         for (name, value) in headers {
-            request.headers_mut().insert(*name, value.parse().expect("header value"));
+            request
+                .headers_mut()
+                .insert(*name, value.parse().expect("header value"));
         }
         let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
-        let connected = tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
+        let connected =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
         Ok(connected.await?.0)
     }
 
@@ -191,7 +261,12 @@ impl TestServer {
 
     /// A visitor socket after hello; returns the socket and the frames up
     /// to and including `ready`.
-    pub async fn visitor_ws(&self, token: &str, conversation: &str, last_seq: i64) -> (WsStream, Vec<Value>) {
+    pub async fn visitor_ws(
+        &self,
+        token: &str,
+        conversation: &str,
+        last_seq: i64,
+    ) -> (WsStream, Vec<Value>) {
         let mut ws = self.ws("/v1/visitor/ws", &[]).await;
         send_json(&mut ws, json!({"type": "hello", "token": token, "conversation_id": conversation, "last_seq": last_seq})).await;
         let mut frames = Vec::new();
@@ -219,7 +294,14 @@ pub struct Agent<'a> {
 
 impl Agent<'_> {
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self.server.http.get(self.server.url(path)).header("cookie", &self.cookie).send().await.expect("sent");
+        let resp = self
+            .server
+            .http
+            .get(self.server.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("sent");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -240,13 +322,18 @@ impl Agent<'_> {
     }
 
     pub async fn ws(&self) -> WsStream {
-        let headers = [("cookie", self.cookie.clone()), ("origin", self.server.origin())];
+        let headers = [
+            ("cookie", self.cookie.clone()),
+            ("origin", self.server.origin()),
+        ];
         self.server.ws("/v1/agent/ws", &headers).await
     }
 }
 
 pub async fn send_json(ws: &mut WsStream, value: Value) {
-    ws.send(Ws::Text(value.to_string().into())).await.expect("frame sent");
+    ws.send(Ws::Text(value.to_string().into()))
+        .await
+        .expect("frame sent");
 }
 
 /// The next JSON text frame, skipping pings; fails the test after 10 s.

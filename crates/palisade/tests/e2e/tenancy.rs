@@ -68,9 +68,16 @@ async fn a_visitor_cannot_read_another_visitors_conversation_in_the_same_tenant(
         let tenant = server.seed_tenant("shared").await;
         let (_, conversation_1) = server.visitor(&tenant).await;
         let (token_2, _) = server.visitor(&tenant).await;
-        let (status, _) = server.get(&format!("/v1/visitor/conversations/{conversation_1}/messages"), Some(&token_2)).await;
+        let (status, _) = server
+            .get(
+                &format!("/v1/visitor/conversations/{conversation_1}/messages"),
+                Some(&token_2),
+            )
+            .await;
         assert_eq!(status, 404);
-        let (_, mine) = server.get("/v1/visitor/conversations", Some(&token_2)).await;
+        let (_, mine) = server
+            .get("/v1/visitor/conversations", Some(&token_2))
+            .await;
         assert_eq!(mine["conversations"].as_array().map(Vec::len), Some(1));
         server.stop().await;
     })
@@ -82,27 +89,60 @@ async fn login_failures_look_the_same_and_csrf_is_enforced() {
     on_each_backend(|backend| async move {
         let server = TestServer::start(backend).await;
         let tenant = server.seed_tenant("login").await;
-        let (s1, wrong_password) = server.post("/v1/agent/login", json!({"email": tenant.email, "password": "not the password"}), None).await;
-        let (s2, unknown_user) = server.post("/v1/agent/login", json!({"email": "nobody@nowhere.example", "password": "not the password"}), None).await;
+        let (s1, wrong_password) = server
+            .post(
+                "/v1/agent/login",
+                json!({"email": tenant.email, "password": "not the password"}),
+                None,
+            )
+            .await;
+        let (s2, unknown_user) = server
+            .post(
+                "/v1/agent/login",
+                json!({"email": "nobody@nowhere.example", "password": "not the password"}),
+                None,
+            )
+            .await;
         assert_eq!((s1, s2), (401, 401));
-        assert_eq!(wrong_password["error"]["message"], unknown_user["error"]["message"]);
+        assert_eq!(
+            wrong_password["error"]["message"],
+            unknown_user["error"]["message"]
+        );
 
         let agent = server.agent(&tenant).await;
         let (_, conversation) = server.visitor(&tenant).await;
         let path = server.url(&format!("/v1/agent/conversations/{conversation}/claim"));
-        let no_csrf = server.http.post(&path).header("cookie", &agent.cookie).send().await.expect("sent");
+        let no_csrf = server
+            .http
+            .post(&path)
+            .header("cookie", &agent.cookie)
+            .send()
+            .await
+            .expect("sent");
         assert_eq!(no_csrf.status().as_u16(), 403);
-        let wrong = server.http.post(&path).header("cookie", &agent.cookie).header("x-csrf-token", "forged").send().await.expect("sent");
+        let wrong = server
+            .http
+            .post(&path)
+            .header("cookie", &agent.cookie)
+            .header("x-csrf-token", "forged")
+            .send()
+            .await
+            .expect("sent");
         assert_eq!(wrong.status().as_u16(), 403);
 
         // A forged visitor token and a missing one are refused.
-        let (status, _) = server.get("/v1/visitor/conversations", Some("v1.forged.token")).await;
+        let (status, _) = server
+            .get("/v1/visitor/conversations", Some("v1.forged.token"))
+            .await;
         assert_eq!(status, 401);
         let (status, _) = server.get("/v1/visitor/conversations", None).await;
         assert_eq!(status, 401);
 
         // Agent sockets refuse a foreign Origin and a missing session.
-        let foreign = [("cookie", agent.cookie.clone()), ("origin", "https://evil.example".to_owned())];
+        let foreign = [
+            ("cookie", agent.cookie.clone()),
+            ("origin", "https://evil.example".to_owned()),
+        ];
         let no_session = [("origin", server.origin())];
         for headers in [&foreign[..], &no_session[..]] {
             let refused = server.try_ws("/v1/agent/ws", headers).await;
