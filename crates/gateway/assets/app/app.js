@@ -178,6 +178,11 @@ function onFrame(frame) {
     case "error":
       if (frame.client_msg_id) thread.onError(frame);
       break;
+    case "resync":
+      // The server dropped events for this socket (it fell behind).
+      refreshList();
+      thread.catchUp();
+      break;
   }
   updateTitle();
 }

@@ -135,7 +135,7 @@ function connect() {
       const helloAccepted = ready;
       ready = false;
       showBanner("Reconnecting…");
-      if (!helloAccepted) checkToken();
+      if (!helloAccepted) checkSession();
     },
   });
   socket.start();
@@ -179,24 +179,35 @@ function onFrame(frame) {
 
     case "error":
       if (frame.client_msg_id) log.fail(frame.client_msg_id, frame.message);
-      else if (!ready) checkToken(); // the hello itself was refused
+      else if (!ready) checkSession(); // the hello itself was refused
       break;
   }
 }
 
-// The socket closed or refused us before "ready". If the token is the reason,
-// start over as a new visitor; any other failure just waits for the retry.
-let checkingToken = false;
-async function checkToken() {
-  if (checkingToken || !visitor.state) return;
-  checkingToken = true;
+// The socket closed or refused us before "ready". If the token is no longer
+// valid, start over as a new visitor; if the conversation is gone, start a
+// new one. Any other failure just waits for the next retry.
+let checking = false;
+async function checkSession() {
+  if (checking || !visitor.state) return;
+  checking = true;
   try {
-    await visitor.api("GET", "/v1/visitor/conversations");
+    const { conversations } = await visitor.api("GET", "/v1/visitor/conversations");
+    if (!conversations.some((c) => c.id === visitor.conversationId)) await switchConversation();
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) startOver();
   } finally {
-    checkingToken = false;
+    checking = false;
   }
+}
+
+// Starts a new conversation for the same visitor and connects to it.
+async function switchConversation() {
+  await visitor.newConversation();
+  showEnded(false);
+  log.clear();
+  typingIn.hide();
+  connect();
 }
 
 function startOver() {
@@ -340,18 +351,13 @@ ui.input.addEventListener("blur", () => typingOut.stop());
 ui.restart.addEventListener("click", async () => {
   ui.restart.disabled = true;
   try {
-    await visitor.newConversation();
-    showEnded(false);
+    await switchConversation();
+    ui.input.focus();
   } catch {
     showBanner("Could not start a new conversation. Please try again.");
-    return;
   } finally {
     ui.restart.disabled = false;
   }
-  log.clear();
-  typingIn.hide();
-  connect();
-  ui.input.focus();
 });
 
 ui.close.hidden = !parentOrigin;
