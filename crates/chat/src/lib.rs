@@ -158,6 +158,12 @@ impl Chat {
         &self.stats
     }
 
+    /// Transactions the message writer has committed (group commit makes
+    /// this smaller than the number of messages).
+    pub fn commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
     /// Checks that `actor` may use the conversation: an agent any of its
     /// tenant's, a visitor only its own.
     pub async fn authorize(

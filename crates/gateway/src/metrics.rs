@@ -32,7 +32,7 @@ impl Metrics {
     }
 
     /// Renders every counter, with the chat service's beside them.
-    pub fn render(&self, chat: &ChatStats, hub_channels: usize) -> String {
+    pub fn render(&self, chat: &ChatStats, commits: u64, hub_channels: usize) -> String {
         let mut out = String::with_capacity(2048);
         let mut put = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -104,6 +104,12 @@ impl Metrics {
         for (name, kind, help, value) in simple {
             put(name, kind, help, &[("", value)]);
         }
+        put(
+            "palisade_message_commits_total",
+            "counter",
+            "Message write transactions committed.",
+            &[("", commits)],
+        );
         put(
             "palisade_hub_channels",
             "gauge",

@@ -41,8 +41,10 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state
-        .metrics
-        .render(state.chat.stats(), state.chat.hub().channel_count());
+    let body = state.metrics.render(
+        state.chat.stats(),
+        state.chat.commits(),
+        state.chat.hub().channel_count(),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -20,6 +20,7 @@ use palisade_model::{
 };
 use sqlx::{Any, Transaction};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most messages one commit carries.
@@ -74,13 +75,21 @@ type Reply = oneshot::Sender<Result<Appended, WriterError>>;
 #[derive(Clone, Debug)]
 pub struct MessageWriter {
     queue: mpsc::Sender<(NewMessage, Reply)>,
+    commits: Arc<AtomicU64>,
 }
 
 impl MessageWriter {
     pub(crate) fn spawn(store: Store, observer: Arc<dyn CommitObserver>) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, observer, inbox));
-        Self { queue }
+        let commits = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(store, observer, inbox, commits.clone()));
+        Self { queue, commits }
+    }
+
+    /// How many transactions the writer has committed: with group commit,
+    /// fewer than the messages it stored.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Queues a message and waits until it is committed (or found to be a resend).
@@ -122,16 +131,17 @@ async fn run(
     store: Store,
     observer: Arc<dyn CommitObserver>,
     mut inbox: mpsc::Receiver<(NewMessage, Reply)>,
+    commits: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcomes = match write_batch(&store, &batch).await {
+        let outcomes = match write_batch(&store, &batch, &commits).await {
             Ok(outcomes) => outcomes,
             Err(err) => {
                 tracing::warn!(error = %err, size = batch.len(), "batch commit failed; writing one by one");
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for one in &batch {
-                    let result = write_batch(&store, std::slice::from_ref(one)).await;
+                    let result = write_batch(&store, std::slice::from_ref(one), &commits).await;
                     outcomes.push(match result {
                         Ok(mut single) => single.pop().unwrap_or(Err(WriterError::Stopped)),
                         Err(err) => Err(WriterError::Store(err)),
@@ -157,6 +167,7 @@ async fn run(
 async fn write_batch(
     store: &Store,
     batch: &[(NewMessage, Reply)],
+    commits: &AtomicU64,
 ) -> Result<Vec<Result<Appended, WriterError>>> {
     // SQLite: take the write lock up front, so the reads below cannot be
     // invalidated by another writer before our first write.
@@ -169,6 +180,7 @@ async fn write_batch(
         outcomes.push(write_one(&mut tx, message).await?);
     }
     tx.commit().await?;
+    commits.fetch_add(1, Ordering::Relaxed);
     Ok(outcomes)
 }
 
