@@ -1,0 +1,160 @@
+// Palisade's widget and agent console in a real browser (Debian's Chromium,
+// driven by playwright-core; no test tool downloads a browser of its own).
+// Starts `palisade demo` on free loopback ports with a fresh data dir, then
+// plays a visitor and an agent in two separate browser contexts.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, "..", "..");
+const binary = process.env.PALISADE_BIN || join(repo, "target", "debug", "palisade");
+const shots = join(repo, "target", "browser-screenshots");
+const CHROMIUM_ARGS = [
+  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+let server;
+let dataDir;
+let browser;
+let demo; // { origin, password, email }
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the demo and reads the origin and the one-time password it prints. */
+async function startDemo() {
+  dataDir = mkdtempSync(join(tmpdir(), "palisade-browser-"));
+  const [publicPort, opsPort] = [await freePort(), await freePort()];
+  server = spawn(binary, ["demo", "--data-dir", dataDir], {
+    env: {
+      ...process.env,
+      PALISADE_SERVER__PUBLIC_ADDR: `127.0.0.1:${publicPort}`,
+      PALISADE_SERVER__OPS_ADDR: `127.0.0.1:${opsPort}`,
+      RUST_LOG: "warn",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}`)), 30_000);
+    server.once("exit", (code) => reject(new Error(`demo exited with ${code}:\n${out}`)));
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const password = /Password:\s+(\S+)/.exec(out);
+      const email = /Agent login:\s+(\S+)/.exec(out);
+      if (password && email && out.includes("Stop with Ctrl-C")) {
+        clearTimeout(timer);
+        resolve({ origin: `https://127.0.0.1:${publicPort}`, password: password[1], email: email[1] });
+      }
+    });
+  });
+}
+
+async function newPage(width = 1100) {
+  // The server's certificate comes from its own fresh CA; the Rust end-to-end
+  // tests check that chain, so the browser is told to accept it here.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width, height: 760 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !msg.text().includes("401")) problems.push(msg.text());
+  });
+  return { context, page, problems };
+}
+
+async function openWidget(page) {
+  await page.goto(`${demo.origin}/widget/demo.html`);
+  await page.locator("#palisade-widget button").first().click();
+  const frame = page.frameLocator("iframe");
+  await frame.locator("textarea").waitFor();
+  return frame;
+}
+
+async function signIn(page) {
+  await page.goto(`${demo.origin}/app/`);
+  await page.fill("#email", demo.email);
+  await page.fill("#password", demo.password);
+  await page.click("#login-submit");
+  await page.locator("#console").waitFor();
+}
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  demo = await startDemo();
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test("a visitor and an agent chat live, and a reload keeps the history", async () => {
+  const visitor = await newPage();
+  const frame = await openWidget(visitor.page);
+  await frame.locator("textarea").fill("Hello, is my teapot on its way?");
+  await frame.locator("textarea").press("Enter");
+  await frame.getByText("Hello, is my teapot on its way?").waitFor();
+
+  const agent = await newPage(1200);
+  await signIn(agent.page);
+  await agent.page.locator("#conversations li").first().click();
+  await agent.page.locator("#scroller").getByText("Hello, is my teapot on its way?").waitFor();
+  await agent.page.fill("#reply", "Yes, it ships today.");
+  await agent.page.press("#reply", "Enter");
+
+  // The reply reaches the visitor live, without a reload.
+  await frame.getByText("Yes, it ships today.").waitFor({ timeout: 10_000 });
+  await visitor.page.screenshot({ path: join(shots, "visitor-live-reply.png") });
+
+  // After a reload the whole conversation is still there.
+  const reloaded = await openWidget(visitor.page);
+  await reloaded.getByText("Hello, is my teapot on its way?").waitFor();
+  await reloaded.getByText("Yes, it ships today.").waitFor();
+  await agent.page.screenshot({ path: join(shots, "agent-console.png") });
+  assert.deepEqual(visitor.problems, []);
+  assert.deepEqual(agent.problems, []);
+  await visitor.context.close();
+  await agent.context.close();
+});
+
+test("a message made of markup is shown as text and runs nothing", async () => {
+  const payload = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`;
+  const visitor = await newPage();
+  const frame = await openWidget(visitor.page);
+  await frame.locator("textarea").fill(payload);
+  await frame.locator("textarea").press("Enter");
+  await frame.getByText(payload).waitFor();
+
+  const agent = await newPage(1200);
+  await signIn(agent.page);
+  await agent.page.locator("#conversations li").first().click();
+  await agent.page.locator("#scroller").getByText(payload).waitFor();
+  await agent.page.screenshot({ path: join(shots, "agent-sees-markup-as-text.png") });
+
+  const framePwned = await visitor.page.frames().find((f) => f.url().includes("frame.html")).evaluate(() => window.__pwned);
+  assert.equal(await agent.page.evaluate(() => window.__pwned), undefined);
+  assert.equal(framePwned, undefined);
+  assert.equal(await agent.page.locator("#scroller img").count(), 0);
+  await visitor.context.close();
+  await agent.context.close();
+});
