@@ -15,8 +15,9 @@ import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..");
-const binary = process.env.PALISADE_BIN || join(repo, "target", "debug", "palisade");
-const shots = join(repo, "target", "browser-screenshots");
+const targetDir = process.env.CARGO_TARGET_DIR || join(repo, "target");
+const binary = process.env.PALISADE_BIN || join(targetDir, "debug", "palisade");
+const shots = join(targetDir, "browser-screenshots");
 const CHROMIUM_ARGS = [
   "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -54,6 +55,7 @@ async function startDemo() {
   let out = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}`)), 30_000);
+    server.once("error", (err) => reject(new Error(`cannot run ${binary}: ${err.message}`)));
     server.once("exit", (code) => reject(new Error(`demo exited with ${code}:\n${out}`)));
     server.stdout.on("data", (chunk) => {
       out += chunk;
