@@ -42,6 +42,30 @@ pub async fn fresh_url(backend: Backend, dir: &std::path::Path) -> Result<String
     }
 }
 
+/// Removes what [`fresh_url`] made for PostgreSQL (its schema); SQLite files
+/// go with the test's directory.
+pub async fn discard(url: &str) -> Result<()> {
+    let Some((base, schema)) = url.split_once("options=-c%20search_path%3D") else {
+        return Ok(());
+    };
+    if !schema.starts_with("palisade_test_")
+        || !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Ok(());
+    }
+    sqlx::any::install_default_drivers();
+    let base = base.trim_end_matches(['?', '&']);
+    let mut conn = AnyConnection::connect(base).await?;
+    conn.execute(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .await?;
+    conn.close().await?;
+    Ok(())
+}
+
 /// A fresh store on `backend`.
 pub async fn fresh_store(backend: Backend, dir: &std::path::Path) -> Result<Store> {
     Store::connect(&fresh_url(backend, dir).await?, 8).await

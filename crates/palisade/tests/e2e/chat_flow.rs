@@ -215,8 +215,7 @@ async fn a_restart_on_the_same_data_dir_loses_nothing() {
             .await;
         assert_eq!(status, 201);
         let ca_before = std::fs::read(&server.running.ca_cert_path).expect("ca");
-        let (data_dir, url) = (server.data_dir.clone(), server.database_url.clone());
-        server.stop().await;
+        let (data_dir, url) = server.stop_keeping_data().await;
 
         let server = TestServer::start_with(data_dir, url).await;
         assert_eq!(

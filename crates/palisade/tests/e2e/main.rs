@@ -5,6 +5,7 @@
 
 mod support;
 
+mod binary;
 mod chat_flow;
 mod malformed;
 mod routing;

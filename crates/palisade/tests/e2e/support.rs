@@ -282,6 +282,14 @@ impl TestServer {
 
     pub async fn stop(self) {
         self.running.shutdown().await;
+        let _ = palisade_store::testing::discard(&self.database_url).await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+
+    /// Stops the server but keeps its data directory and database, for a restart.
+    pub async fn stop_keeping_data(self) -> (PathBuf, String) {
+        self.running.shutdown().await;
+        (self.data_dir, self.database_url)
     }
 }
 

@@ -1,0 +1,60 @@
+//! The `palisade` executable itself: bad settings stop it at start with a
+//! message naming the key, and it exits non-zero.
+
+use std::process::Command;
+
+fn serve_with(config: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = crate::support::temp_dir("config");
+    let file = dir.join("palisade.toml");
+    std::fs::write(&file, config).expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .envs(env.iter().copied())
+        .env("PALISADE_DATA_DIR", dir.join("data"))
+        .output()
+        .expect("palisade runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_config_value_is_refused_at_start_naming_the_key() {
+    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+        (
+            "[server]\npublic_addr = \"not an address\"\n",
+            &[],
+            "server.public_addr",
+        ),
+        (
+            "[server]\nops_addr = \"0.0.0.0:9999\"\n",
+            &[],
+            "server.ops_addr",
+        ),
+        ("[database]\nurl = \"mysql://x\"\n", &[], "database.url"),
+        ("[sessions]\nidle_minuts = 5\n", &[], "idle_minuts"),
+        ("", &[("PALISADE_LOG__FORMAT", "xml")], "log.format"),
+    ];
+    for (config, env, key) in cases {
+        let (ok, stderr) = serve_with(config, env);
+        assert!(!ok, "{key}: must not start");
+        assert!(
+            stderr.contains(key),
+            "{key}: stderr names the key: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_config_file_that_is_not_toml_is_refused_with_its_path() {
+    let (ok, stderr) = serve_with("this is = = not toml", &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("palisade.toml") && stderr.contains("not valid TOML"),
+        "{stderr}"
+    );
+}
