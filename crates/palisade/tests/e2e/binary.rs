@@ -21,9 +21,16 @@ fn serve_with(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     )
 }
 
+/// Config file text, environment overrides, and the key the refusal must name.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 #[test]
 fn a_bad_config_value_is_refused_at_start_naming_the_key() {
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+    let cases: [Case; 5] = [
         (
             "[server]\npublic_addr = \"not an address\"\n",
             &[],
