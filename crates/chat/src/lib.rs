@@ -74,6 +74,8 @@ pub enum ChatError {
     Forbidden,
     #[error("the chat service is shutting down")]
     Unavailable,
+    #[error("client_msg_id was already used for a different message")]
+    ClientIdReused,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -82,6 +84,7 @@ impl From<WriterError> for ChatError {
     fn from(err: WriterError) -> Self {
         match err {
             WriterError::ConversationNotFound => Self::NotFound,
+            WriterError::ClientIdReused => Self::ClientIdReused,
             WriterError::Stopped => Self::Unavailable,
             WriterError::Store(err) => Self::Store(err),
         }

@@ -39,7 +39,7 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("content-type must be application/json")]
     UnsupportedMediaType,
-    #[error("service unavailable")]
+    #[error("the server is busy; try again in a moment")]
     Unavailable,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -85,6 +85,11 @@ impl IntoResponse for ApiError {
         let body =
             json!({"error": {"code": code, "message": self.to_string(), "request_id": request_id}});
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::Unavailable) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if matches!(self, Self::Unauthorized(_)) {
             let challenge = HeaderValue::from_static("Bearer");
             response
@@ -101,6 +106,9 @@ impl From<ChatError> for ApiError {
             ChatError::NotFound => Self::NotFound("conversation"),
             ChatError::Forbidden => Self::Forbidden("only agents may do this"),
             ChatError::Unavailable => Self::Unavailable,
+            ChatError::ClientIdReused => {
+                Self::Conflict("client_msg_id was already used for a different message")
+            }
             ChatError::Store(err) => err.into(),
         }
     }

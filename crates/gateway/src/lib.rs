@@ -48,6 +48,8 @@ pub struct Settings {
     pub handshake_timeout: Duration,
     /// Request headers that take longer to arrive are dropped (slow clients).
     pub header_read_timeout: Duration,
+    /// A connection silent this long is closed.
+    pub idle_timeout: Duration,
     /// The most concurrent public connections.
     pub max_connections: usize,
     /// The demo widget key substituted into the demo host page, if any.
@@ -63,6 +65,7 @@ impl Default for Settings {
             visitor_token_ttl: Duration::from_secs(24 * 3600),
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
             max_connections: 10_000,
             demo_widget_key: None,
         }
@@ -74,12 +77,41 @@ impl Default for Settings {
 pub struct AppState {
     pub chat: Chat,
     pub passwords: Arc<PasswordHasher>,
+    /// Bounds concurrent Argon2 work (19 MiB and tens of milliseconds each),
+    /// so a login flood queues instead of exhausting memory.
+    pub password_slots: Arc<tokio::sync::Semaphore>,
     pub visitor_tokens: Arc<VisitorTokens>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// Hashes of agent sessions that just ended (logout): their live
+    /// sockets close at once instead of at the next keep-alive check.
+    pub ended_sessions: tokio::sync::broadcast::Sender<String>,
 }
 
 impl AppState {
+    /// Runs Argon2 work off the async workers, at most `password_slots` at
+    /// once. A caller that cannot get a slot within 3 seconds gets 503.
+    pub async fn password_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+    ) -> ApiResult<T> {
+        let wait = tokio::time::timeout(
+            Duration::from_secs(3),
+            self.password_slots.clone().acquire_owned(),
+        );
+        let permit = wait
+            .await
+            .map_err(|_| ApiError::Unavailable)?
+            .map_err(|_| ApiError::Unavailable)?;
+        let hasher = self.passwords.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&hasher)
+        })
+        .await
+        .map_err(ApiError::internal)
+    }
+
     /// The visitor a bearer token names, if the token is genuine and current.
     pub fn visitor_actor(&self, token: &str) -> ApiResult<Actor> {
         let claims = self

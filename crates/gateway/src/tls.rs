@@ -14,12 +14,134 @@ use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+#[derive(Clone, Copy)]
+struct Limits {
+    handshake: Duration,
+    /// From the end of the handshake to the first bytes of a request.
+    first_bytes: Duration,
+    /// The longest a connection may stay silent.
+    idle: Duration,
+}
+
+/// A connection's stream, which notes when it last read anything and holds
+/// the connection's slot for as long as the stream lives (also after an
+/// upgrade to WebSocket).
+struct Watched<S> {
+    inner: S,
+    activity: Activity,
+    _slot: OwnedSemaphorePermit,
+    metrics: Arc<crate::Metrics>,
+}
+
+/// When the connection last read a byte, in milliseconds after it opened
+/// (0: never).
+#[derive(Clone)]
+struct Activity {
+    opened: Instant,
+    last_read_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    /// Resolves when the connection has been silent too long: no first
+    /// request bytes within `first_bytes`, or nothing at all for `idle`.
+    async fn idle(self, limits: Limits) {
+        loop {
+            let last = self.last_read_ms.load(Relaxed);
+            let deadline = if last == 0 {
+                self.opened + limits.first_bytes
+            } else {
+                self.opened + Duration::from_millis(last) + limits.idle
+            };
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+impl<S> Watched<S> {
+    fn new(inner: S, slot: OwnedSemaphorePermit, metrics: Arc<crate::Metrics>) -> (Self, Activity) {
+        let activity = Activity {
+            opened: Instant::now(),
+            last_read_ms: Arc::new(AtomicU64::new(0)),
+        };
+        metrics.connections_open.fetch_add(1, Relaxed);
+        (
+            Self {
+                inner,
+                activity: activity.clone(),
+                _slot: slot,
+                metrics,
+            },
+            activity,
+        )
+    }
+}
+
+impl<S> Drop for Watched<S> {
+    fn drop(&mut self) {
+        self.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let ms = u64::try_from(self.activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.activity.last_read_ms.store(ms.max(1), Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 /// A running listener: where it listens, and how to stop it.
 #[derive(Debug)]
@@ -64,6 +186,9 @@ pub fn server_config(
     Ok(config)
 }
 
+/// The most request-header bytes accepted, over HTTP/1.1 and HTTP/2 alike.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// Binds `addr` and serves the public router over TLS until shut down.
 pub async fn serve_public(
     addr: SocketAddr,
@@ -98,13 +223,14 @@ async fn accept_loop(
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
     http.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(100)
         .max_pending_accept_reset_streams(50)
         .max_local_error_reset_streams(Some(256))
-        .max_header_list_size(32 * 1024);
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     let http = Arc::new(http);
 
     loop {
@@ -131,11 +257,14 @@ async fn accept_loop(
             .clone();
         let acceptor = TlsAcceptor::from(config);
         let (router, http, metrics) = (router.clone(), http.clone(), state.metrics.clone());
-        let handshake_timeout = settings.handshake_timeout;
+        let limits = Limits {
+            handshake: settings.handshake_timeout,
+            first_bytes: settings.header_read_timeout,
+            idle: settings.idle_timeout,
+        };
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _permit = permit;
-            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+            let stream = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(_)) | Err(_) => {
                     metrics.tls_handshake_failures.fetch_add(1, Relaxed);
@@ -154,10 +283,14 @@ async fn accept_loop(
                     router.clone().oneshot(req.map(axum::body::Body::new))
                 },
             );
-            metrics.connections_open.fetch_add(1, Relaxed);
-            let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let _ = watcher.watch(conn.into_owned()).await;
-            metrics.connections_open.fetch_sub(1, Relaxed);
+            let (io, activity) = Watched::new(stream, permit, metrics);
+            let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
+            // An upgraded connection (WebSocket) leaves this future and keeps
+            // its slot; its own keep-alive closes it when idle.
+            tokio::select! {
+                _ = watcher.watch(conn.into_owned()) => {}
+                _ = activity.idle(limits) => {}
+            }
         });
     }
     drop(listener);

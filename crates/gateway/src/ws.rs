@@ -64,7 +64,7 @@ enum ClientFrame {
         conversation_id: Option<String>,
         typing: bool,
     },
-    Ping,
+    Ping {},
 }
 
 #[derive(Debug, Serialize)]
@@ -287,6 +287,16 @@ impl Socket {
                 })
                 .await
             }
+            Err(ChatError::ClientIdReused) => {
+                let message = "client_msg_id was already used for a different message";
+                let client_msg_id = Some(client_msg_id.as_str());
+                self.send(&ServerFrame::Error {
+                    code: "conflict",
+                    message,
+                    client_msg_id,
+                })
+                .await
+            }
             Err(ChatError::NotFound) => {
                 self.send(&ServerFrame::Error {
                     code: "not_found",
@@ -375,8 +385,15 @@ async fn visitor_session(socket: &mut Socket) -> Result<(), Closed> {
                         }
                         socket.submit(&access, client_msg_id, body).await?;
                     }
-                    ClientFrame::Typing { typing, .. } => chat.typing(&access, typing),
-                    ClientFrame::Ping => socket.send(&ServerFrame::Pong).await?,
+                    ClientFrame::Typing { conversation_id: named, typing } => {
+                        if named.is_some_and(|id| id != conversation_id.as_str()) {
+                            let message = "this socket serves the conversation named in hello";
+                            socket.refuse("wrong_conversation", message, None).await?;
+                            continue;
+                        }
+                        chat.typing(&access, typing);
+                    }
+                    ClientFrame::Ping {} => socket.send(&ServerFrame::Pong).await?,
                     ClientFrame::Hello { .. } => socket.refuse("unexpected_hello", "hello was already received", None).await?,
                 }
             }
@@ -559,6 +576,8 @@ async fn agent_session(socket: &mut Socket, auth: AgentAuth) -> Result<(), Close
     let chat = socket.state.chat.clone();
     let actor = auth.actor();
     let mut events = chat.hub().subscribe_tenant(&auth.agent.tenant_id);
+    let state = socket.state.clone();
+    let mut ended = state.ended_sessions.subscribe();
     let mut accesses: HashMap<ConversationId, ConversationAccess> = HashMap::new();
     let mut keepalive = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     loop {
@@ -568,7 +587,7 @@ async fn agent_session(socket: &mut Socket, auth: AgentAuth) -> Result<(), Close
                 let (named, client_msg_id) = match &frame {
                     ClientFrame::Send { conversation_id, client_msg_id, .. } => (conversation_id.clone(), Some(client_msg_id.clone())),
                     ClientFrame::Typing { conversation_id, .. } => (conversation_id.clone(), None),
-                    ClientFrame::Ping => { socket.send(&ServerFrame::Pong).await?; continue; }
+                    ClientFrame::Ping {} => { socket.send(&ServerFrame::Pong).await?; continue; }
                     ClientFrame::Hello { .. } => { socket.refuse("unexpected_hello", "agent sockets need no hello", None).await?; continue; }
                 };
                 let Some(named) = named else {
@@ -579,7 +598,7 @@ async fn agent_session(socket: &mut Socket, auth: AgentAuth) -> Result<(), Close
                 match frame {
                     ClientFrame::Send { client_msg_id, body, .. } => socket.submit(&access, client_msg_id, body).await?,
                     ClientFrame::Typing { typing, .. } => chat.typing(&access, typing),
-                    ClientFrame::Ping | ClientFrame::Hello { .. } => {}
+                    ClientFrame::Ping {} | ClientFrame::Hello { .. } => {}
                 }
             }
             Some(ack) = socket.acks.next(), if !socket.acks.is_empty() => socket.send_ack(ack).await?,
@@ -588,17 +607,43 @@ async fn agent_session(socket: &mut Socket, auth: AgentAuth) -> Result<(), Close
                 Err(RecvError::Lagged(_)) => socket.send(&ServerFrame::Resync).await?,
                 Err(RecvError::Closed) => return Err(Closed),
             },
+            hash = ended.recv() => {
+                let ours = match hash {
+                    Ok(hash) => hash == auth.token_hash,
+                    // Missed some: check our own session now.
+                    Err(RecvError::Lagged(_)) => !session_live(&state, &auth).await,
+                    Err(RecvError::Closed) => true,
+                };
+                if ours {
+                    socket.close(POLICY_VIOLATION, "session ended").await;
+                    return Err(Closed);
+                }
+            }
             _ = keepalive.tick() => {
                 socket.tick().await?;
-                // A session that ended (logout, expiry) ends its sockets too.
-                let live = matches!(chat.store().session(&auth.token_hash).await, Ok(Some(s)) if s.expires_at > now_millis());
-                if !live {
+                // Expiry and deactivation end the sockets too.
+                if !session_live(&state, &auth).await {
                     socket.close(POLICY_VIOLATION, "session ended").await;
                     return Err(Closed);
                 }
             }
         }
     }
+}
+
+/// True while the socket's session exists, is within its idle and absolute
+/// limits, and its agent is active.
+async fn session_live(state: &AppState, auth: &AgentAuth) -> bool {
+    let store = state.chat.store();
+    let now = now_millis();
+    let idle = i64::try_from(state.settings.session_idle.as_millis()).unwrap_or(i64::MAX);
+    let session_ok = matches!(store.session(&auth.token_hash).await,
+        Ok(Some(s)) if s.expires_at > now && s.last_seen_at.saturating_add(idle) > now);
+    let agent_ok = matches!(
+        store.agent(&auth.agent.tenant_id, &auth.agent.id).await,
+        Ok(Some(_))
+    );
+    session_ok && agent_ok
 }
 
 /// The access for a conversation named on an agent socket, authorised once

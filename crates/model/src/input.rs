@@ -16,6 +16,35 @@ pub enum InputError {
     BadClientMsgId,
     #[error("email address is not valid")]
     BadEmail,
+    #[error("name must be 1 to 100 characters without control or text-direction characters")]
+    BadName,
+}
+
+/// True for characters that reorder displayed text (bidirectional controls):
+/// harmless in chat text, but in a name they can disguise who wrote what.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A person's display name: trimmed, 1 to 100 characters, no control or
+/// text-direction characters. Rendered as text like everything else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let name = raw.trim();
+        let chars = name.chars().count();
+        if chars == 0 || chars > 100 || name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+            return Err(InputError::BadName);
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The text of a chat message: trimmed, 1 to [`MessageBody::MAX_CHARS`]
@@ -170,6 +199,17 @@ mod tests {
                 Err(InputError::BadClientMsgId),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn names_refuse_controls_and_direction_overrides() {
+        assert_eq!(
+            DisplayName::parse(" Ann Lee ").map(|n| n.0),
+            Ok("Ann Lee".to_owned())
+        );
+        for bad in ["", "  ", "a\nb", "evil\u{202e}gnp", &"n".repeat(101)] {
+            assert_eq!(DisplayName::parse(bad), Err(InputError::BadName), "{bad:?}");
         }
     }
 

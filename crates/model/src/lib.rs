@@ -10,7 +10,7 @@ mod input;
 mod records;
 
 pub use ids::{AgentId, ConversationId, MessageId, TenantId, VisitorId, WidgetId};
-pub use input::{ClientMsgId, Email, InputError, MessageBody};
+pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody};
 pub use records::{
     Agent, AuthorKind, Conversation, ConversationStatus, Message, Role, Seq, Widget,
 };

@@ -88,15 +88,20 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         visitor_token_ttl: config.visitor_token_ttl,
         handshake_timeout: config.handshake_timeout,
         header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
         max_connections: config.max_connections,
         demo_widget_key,
     };
     let state = AppState {
         chat: Chat::new(store),
         passwords: Arc::new(passwords),
+        password_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
         visitor_tokens: Arc::new(visitor_tokens),
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
+        ended_sessions: tokio::sync::broadcast::channel(256).0,
     };
     let public = palisade_gateway::serve_public(config.public_addr, tls, state.clone())
         .await

@@ -47,6 +47,7 @@ struct RawServer {
     server_names: Vec<String>,
     handshake_timeout_secs: u64,
     header_read_timeout_secs: u64,
+    idle_timeout_secs: u64,
     max_connections: usize,
 }
 
@@ -59,6 +60,7 @@ impl Default for RawServer {
             server_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
+            idle_timeout_secs: 120,
             max_connections: 10_000,
         }
     }
@@ -152,6 +154,7 @@ pub struct Config {
     pub database_max_connections: u32,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
     pub max_connections: usize,
     pub session_idle: Duration,
     pub session_absolute: Duration,
@@ -348,7 +351,12 @@ impl RawConfig {
                 ));
             }
         };
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        let plain_level = ["trace", "debug", "info", "warn", "error", "off"]
+            .contains(&self.log.level.to_ascii_lowercase().as_str());
+        let is_filter = self.log.level.contains('=') || self.log.level.contains(',');
+        if !(plain_level || is_filter)
+            || tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err()
+        {
             return Err(refuse(
                 "log.level",
                 format!(
@@ -377,6 +385,7 @@ impl RawConfig {
                 server.header_read_timeout_secs,
                 120,
             )?,
+            idle_timeout: secs("server.idle_timeout_secs", server.idle_timeout_secs, 3600)?,
             max_connections: positive(
                 "server.max_connections",
                 server.max_connections as u64,

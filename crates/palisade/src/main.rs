@@ -26,10 +26,41 @@ enum Command {
         #[arg(long)]
         new_agent_password: bool,
     },
+    /// Create a tenant with a widget and an owner account (prints the
+    /// owner's one-time password and the widget's snippet).
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
     /// Run from a configuration file (see palisade.example.toml).
     Serve {
+        /// TOML settings; without it, defaults and PALISADE_* variables apply.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantAction {
+    Create {
+        /// The same settings file `serve` uses (for the database).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Short id: a-z, 0-9 and '-'.
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+        #[arg(long, default_value = "Owner")]
+        owner_name: String,
+        /// An origin whose pages may show the widget (repeatable).
+        #[arg(long = "allowed-origin")]
+        allowed_origins: Vec<String>,
+        /// Give an existing owner a new password.
+        #[arg(long)]
+        new_owner_password: bool,
     },
 }
 
@@ -66,6 +97,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             palisade::telemetry::init(config.log_format, &config.log_level);
             demo(config, new_agent_password).await
         }
+        Command::Tenant {
+            action:
+                TenantAction::Create {
+                    config,
+                    slug,
+                    name,
+                    owner_email,
+                    owner_name,
+                    allowed_origins,
+                    new_owner_password,
+                },
+        } => {
+            let config = Config::load(config.as_deref(), std::env::vars())?;
+            palisade::app::prepare_data_dir(&config)?;
+            let store = palisade_store::Store::connect(&config.database_url, 2)
+                .await
+                .context("opening the database (database.url)")?;
+            let passwords =
+                palisade_identity::PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let plan = palisade::demo::TenantPlan {
+                slug: &slug,
+                name: &name,
+                owner_email: &owner_email,
+                owner_name: &owner_name,
+                allowed_origins,
+                new_password: new_owner_password,
+            };
+            let done = palisade::demo::provision(&store, &passwords, plan).await;
+            store.close().await;
+            let done = done?;
+            let password = done
+                .owner_password
+                .as_ref()
+                .map_or("unchanged", |p| p.expose());
+            println!(
+                "Tenant {slug} is ready.\n  Owner:      {}\n  Password:   {password}\n  Widget key: {}\n  Snippet:    <script src=\"{}/widget/loader.js\" data-widget-key=\"{}\" async></script>",
+                done.owner_email,
+                done.widget.public_key,
+                config.public_origin,
+                done.widget.public_key
+            );
+            Ok(())
+        }
         Command::Serve { config } => {
             let config = Config::load(config.as_deref(), std::env::vars())?;
             palisade::telemetry::init(config.log_format, &config.log_level);
@@ -93,9 +167,23 @@ async fn demo(config: Config, new_agent_password: bool) -> anyhow::Result<()> {
     .await?;
     seed_store.close().await;
 
-    let running = palisade::app::start(&config, Some(tenant.widget.public_key.clone())).await?;
+    let running = match palisade::app::start(&config, Some(tenant.widget.public_key.clone())).await
+    {
+        Ok(running) => running,
+        Err(err) => {
+            // The password was made before start failed: show it, or it is lost.
+            if let Some(password) = &tenant.owner_password {
+                eprintln!(
+                    "The demo agent {} has the password {} (shown once; save it).",
+                    tenant.owner_email,
+                    password.expose()
+                );
+            }
+            return Err(err);
+        }
+    };
     let origin = &config.public_origin;
-    let password = match &tenant.agent_password {
+    let password = match &tenant.owner_password {
         Some(password) => format!("{} (shown once; save it)", password.expose()),
         None => "set at first start; run with --new-agent-password for a new one".into(),
     };
@@ -110,7 +198,7 @@ async fn demo(config: Config, new_agent_password: bool) -> anyhow::Result<()> {
          Health/metrics:  http://{ops}/healthz  http://{ops}/metrics\n\n\
          Try: curl --cacert {ca} {origin}/widget/loader.js -I\n\
          Stop with Ctrl-C.\n",
-        email = tenant.agent_email,
+        email = tenant.owner_email,
         key = tenant.widget.public_key,
         ca = running.ca_cert_path.display(),
         ops = running.ops_addr,

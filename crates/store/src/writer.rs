@@ -7,8 +7,9 @@
 //! always means "durably committed", one fsync serves a whole batch, and a
 //! conversation's sequence numbers are assigned by one writer without gaps.
 //!
-//! A resend (same conversation and client message id) is answered with the
-//! first acknowledgement and stores nothing. If the batch's transaction fails,
+//! A resend (same conversation, sender and client message id, same text) is
+//! answered with the first acknowledgement and stores nothing; the same id
+//! with other text is refused, never silently dropped. If the batch's transaction fails,
 //! each message is retried in a transaction of its own, so one bad message
 //! cannot fail its neighbours.
 
@@ -63,6 +64,9 @@ pub trait CommitObserver: Send + Sync {
 pub enum WriterError {
     #[error("conversation not found")]
     ConversationNotFound,
+    /// The sender used this client message id before, for other text.
+    #[error("client_msg_id was already used for a different message")]
+    ClientIdReused,
     #[error("the message writer has stopped")]
     Stopped,
     #[error(transparent)]
@@ -192,6 +196,9 @@ async fn write_one(
     let conversation = new.conversation_id.as_str();
 
     if let Some(earlier) = find_resend(tx, new).await? {
+        if earlier.body != new.body {
+            return Ok(Err(WriterError::ClientIdReused));
+        }
         return Ok(Ok(Appended {
             tenant_id: new.tenant_id.clone(),
             message: earlier,
@@ -271,13 +278,16 @@ async fn find_resend(
     new: &NewMessage,
 ) -> Result<Option<Message>> {
     let sql = format!(
-        "{} WHERE m.tenant_id = $1 AND m.conversation_id = $2 AND m.client_msg_id = $3",
+        "{} WHERE m.tenant_id = $1 AND m.conversation_id = $2 AND m.client_msg_id = $3 \
+         AND m.author_kind = $4 AND m.author_id = $5",
         rows::MESSAGE_SELECT
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(new.tenant_id.as_str())
         .bind(new.conversation_id.as_str())
         .bind(new.client_msg_id.as_str())
+        .bind(new.author_kind.as_str())
+        .bind(new.author_id.as_deref())
         .fetch_optional(&mut **tx)
         .await?;
     row.as_ref().map(rows::message).transpose()

@@ -224,7 +224,7 @@ async fn concurrent_appends_share_commits_and_get_gapless_sequences() {
 }
 
 #[tokio::test]
-async fn a_resend_returns_the_first_copy_and_stores_nothing() {
+async fn a_resend_returns_the_first_copy_and_stores_nothing_and_a_reused_id_is_refused() {
     for backend in backends() {
         let f = fixture(backend, "store-resend").await;
         let writer: MessageWriter = f.store.spawn_message_writer(Arc::new(Recorder::default()));
@@ -239,7 +239,7 @@ async fn a_resend_returns_the_first_copy_and_stores_nothing() {
             .await
             .expect("first");
         let again = writer
-            .append(message(&f, &conversation, "same", "different words"))
+            .append(message(&f, &conversation, "same", "first words"))
             .await
             .expect("again");
         assert!(!first.duplicate && again.duplicate);
@@ -247,7 +247,14 @@ async fn a_resend_returns_the_first_copy_and_stores_nothing() {
             (first.message.seq, &first.message.id),
             (again.message.seq, &again.message.id)
         );
-        assert_eq!(again.message.body.as_str(), "first words");
+        // The same id for other text is refused, not silently dropped.
+        let reused = writer
+            .append(message(&f, &conversation, "same", "different words"))
+            .await;
+        assert!(matches!(
+            reused,
+            Err(palisade_store::WriterError::ClientIdReused)
+        ));
         assert_eq!(
             f.store
                 .messages_after(&f.tenant, &conversation, 0, 10)

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use palisade_model::{Email, Role};
+use palisade_model::{DisplayName, Email, Role};
 use palisade_store::NewAgent;
 use serde::Deserialize;
 use serde_json::json;
@@ -52,13 +52,8 @@ async fn create_agent(
 ) -> ApiResult<Response> {
     let email = Email::parse(&req.email)
         .map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
-    let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "name must be 1 to 100 characters",
-        ));
-    }
+    let name = DisplayName::parse(&req.name)
+        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
     let role = Role::parse(&req.role).ok_or_else(|| {
         ApiError::bad_request("invalid_role", "role must be owner, admin or agent")
     })?;
@@ -67,15 +62,14 @@ async fn create_agent(
             "only an owner may create another owner",
         ));
     }
-    let passwords = state.passwords.clone();
     let password = req.password;
-    let hash = tokio::task::spawn_blocking(move || passwords.hash(&password))
-        .await
-        .map_err(ApiError::internal)?
+    let hash = state
+        .password_work(move |hasher| hasher.hash(&password))
+        .await?
         .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;
     let new = NewAgent {
         email: &email,
-        name,
+        name: name.as_str(),
         role,
         password_hash: &hash,
     };

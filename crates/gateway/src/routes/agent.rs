@@ -55,14 +55,11 @@ async fn login(
         Ok(email) => state.chat.store().agent_credentials(&email).await?,
         Err(_) => None,
     };
-    let passwords = state.passwords.clone();
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
     let password = req.password;
-    // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let matched =
-        tokio::task::spawn_blocking(move || passwords.verify(&password, stored.as_deref()))
-            .await
-            .map_err(ApiError::internal)?;
+    let matched = state
+        .password_work(move |hasher| hasher.verify(&password, stored.as_deref()))
+        .await?;
     let Some(credentials) = credentials.filter(|c| matched && c.active) else {
         return Err(LOGIN_FAILED);
     };
@@ -97,6 +94,8 @@ async fn login(
 
 async fn logout(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Response> {
     state.chat.store().delete_session(&auth.token_hash).await?;
+    // No socket listening is fine: then there is nothing to close.
+    let _ = state.ended_sessions.send(auth.token_hash.clone());
     let expired =
         format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     let cookie = HeaderValue::from_str(&expired).map_err(ApiError::internal)?;

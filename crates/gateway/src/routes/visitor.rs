@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use palisade_chat::Actor;
 use palisade_identity::VisitorClaims;
-use palisade_model::{ConversationId, Email, now_millis};
+use palisade_model::{ConversationId, DisplayName, Email, now_millis};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -48,6 +48,10 @@ async fn create_session(
         .await?
         .ok_or(ApiError::NotFound("widget"))?;
 
+    if req.resume_token.is_some() && (req.name.is_some() || req.email.is_some()) {
+        let message = "send either resume_token or name and email, not both";
+        return Err(ApiError::bad_request("conflicting_fields", message));
+    }
     let resumed = match &req.resume_token {
         Some(token) => match state.visitor_actor(token)? {
             Actor::Visitor {
@@ -66,16 +70,13 @@ async fn create_session(
     let visitor_id = match resumed {
         Some(id) => id,
         None => {
-            let name = match req.name.as_deref().map(str::trim) {
-                Some(name) if name.chars().count() > 100 => {
-                    return Err(ApiError::bad_request(
-                        "invalid_name",
-                        "name is over 100 characters",
-                    ));
-                }
-                Some("") | None => None,
-                Some(name) => Some(name),
-            };
+            let name = req
+                .name
+                .as_deref()
+                .filter(|n| !n.trim().is_empty())
+                .map(DisplayName::parse)
+                .transpose()
+                .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
             let email = req
                 .email
                 .as_deref()
@@ -85,7 +86,12 @@ async fn create_session(
                 .map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
             let store = state.chat.store();
             store
-                .create_visitor(&widget.tenant_id, &widget.id, name, email.as_ref())
+                .create_visitor(
+                    &widget.tenant_id,
+                    &widget.id,
+                    name.as_ref().map(DisplayName::as_str),
+                    email.as_ref(),
+                )
                 .await?
         }
     };

@@ -234,3 +234,55 @@ async fn a_restart_on_the_same_data_dir_loses_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn senders_own_their_client_msg_ids_and_a_reused_id_with_new_text_is_refused() {
+    on_each_backend(|backend| async move {
+        let server = TestServer::start(backend).await;
+        let tenant = server.seed_tenant("ids").await;
+        let (token, conversation) = server.visitor(&tenant).await;
+        let agent = server.agent(&tenant).await;
+        let visitor_path = format!("/v1/visitor/conversations/{conversation}/messages");
+        let agent_path = format!("/v1/agent/conversations/{conversation}/messages");
+
+        let (status, visitor_ack) = server
+            .post(
+                &visitor_path,
+                json!({"client_msg_id": "m1", "body": "from the visitor"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 201);
+        // The agent choosing the same id is a different message, stored.
+        let (status, agent_ack) = agent
+            .post(
+                &agent_path,
+                json!({"client_msg_id": "m1", "body": "from the agent"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{agent_ack}");
+        assert_ne!(agent_ack["seq"], visitor_ack["seq"]);
+        // The visitor reusing its id for other text is told so, not told "stored".
+        let (status, refused) = server
+            .post(
+                &visitor_path,
+                json!({"client_msg_id": "m1", "body": "different text"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 409, "{refused}");
+        let (_, history) = server.get(&visitor_path, Some(&token)).await;
+        let bodies: Vec<_> = history["messages"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|m| m["body"].clone())
+            .collect();
+        assert_eq!(
+            bodies,
+            vec![json!("from the visitor"), json!("from the agent")]
+        );
+        server.stop().await;
+    })
+    .await;
+}

@@ -150,3 +150,90 @@ async fn ops_listener_serves_health_readiness_and_metrics_on_loopback() {
     assert_eq!(resp.status().as_u16(), 404);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_after_the_handshake_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with_env(
+        palisade_store::Backend::Sqlite,
+        &[
+            ("PALISADE_SERVER__HEADER_READ_TIMEOUT_SECS", "1"),
+            ("PALISADE_SERVER__MAX_CONNECTIONS", "4"),
+        ],
+    )
+    .await;
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(server.running.public_addr())
+            .await
+            .expect("connect");
+        let mut tls = server.client_tls();
+        tls.alpn_protocols = vec![b"h2".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let mut conn = connector.connect(name, tcp).await.expect("handshake");
+        // Make sure the client's last handshake message has left, so the
+        // server's handshake is complete and only request bytes are missing.
+        conn.flush().await.expect("flush");
+        conn
+    };
+    // Four silent connections fill every slot, and each is closed soon after.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(connect().await);
+    }
+    for mut conn in silent {
+        let mut buf = [0u8; 64];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent connection is closed: {read:?}"
+        );
+    }
+    // Then the server serves again.
+    let resp = server
+        .http
+        .get(server.url("/widget/loader.js"))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(resp.status().as_u16(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_request_headers_are_refused_on_both_protocols() {
+    let server = TestServer::start(palisade_store::Backend::Sqlite).await;
+    let huge = "x".repeat(40 * 1024);
+    let h1 = reqwest::Client::builder()
+        .tls_backend_preconfigured(server.client_tls())
+        .http1_only()
+        .build()
+        .expect("client");
+    let resp = h1
+        .get(server.url("/widget/loader.js"))
+        .header("x-filler", &huge)
+        .send()
+        .await;
+    assert_eq!(resp.map(|r| r.status().as_u16()).ok(), Some(431));
+    // HTTP/2 refuses the header block (a stream or connection error, or 431).
+    let resp = server
+        .http
+        .get(server.url("/widget/loader.js"))
+        .header("x-filler", &huge)
+        .send()
+        .await;
+    assert!(
+        resp.as_ref().map_or(true, |r| r.status().as_u16() == 431),
+        "{resp:?}"
+    );
+    // And the server still serves.
+    let ok = server
+        .http
+        .get(server.url("/widget/loader.js"))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(ok.status().as_u16(), 200);
+    server.stop().await;
+}

@@ -59,16 +59,25 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with_env(backend, &[]).await
+    }
+
+    /// Starts with extra `PALISADE_*` settings.
+    pub async fn start_with_env(backend: Backend, extra: &[(&str, &str)]) -> Self {
         let data_dir = temp_dir("data");
         let database_url = palisade_store::testing::fresh_url(backend, &data_dir)
             .await
             .expect("a fresh test database (is PALISADE_TEST_POSTGRES_URL reachable?)");
-        Self::start_with(data_dir, database_url).await
+        Self::boot(data_dir, database_url, extra).await
     }
 
     /// Starts on an existing data directory and database (a restart).
     pub async fn start_with(data_dir: PathBuf, database_url: String) -> Self {
-        let env = vec![
+        Self::boot(data_dir, database_url, &[]).await
+    }
+
+    async fn boot(data_dir: PathBuf, database_url: String, extra: &[(&str, &str)]) -> Self {
+        let mut env = vec![
             (
                 "PALISADE_DATA_DIR".to_owned(),
                 data_dir.display().to_string(),
@@ -87,6 +96,11 @@ impl TestServer {
                 "4".to_owned(),
             ),
         ];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let config = Config::load(None, env).expect("test config is valid");
         let running = palisade::app::start(&config, None)
             .await

@@ -158,3 +158,47 @@ async fn login_failures_look_the_same_and_csrf_is_enforced() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn logout_closes_the_agents_open_sockets_at_once() {
+    let server = TestServer::start(palisade_store::Backend::Sqlite).await;
+    let tenant = server.seed_tenant("logout").await;
+    let (_, conversation) = server.visitor(&tenant).await;
+    let agent = server.agent(&tenant).await;
+    let mut ws = agent.ws().await;
+    send_json(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next_of_type(&mut ws, "pong").await["type"], "pong");
+
+    let (status, _) = agent.post("/v1/agent/logout", json!({})).await;
+    assert_eq!(status, 204);
+    // The socket is closed with a reason; a send after logout is never stored.
+    let closed = loop {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message as Ws;
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed quickly")
+        {
+            Some(Ok(Ws::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert_eq!(closed, Some(1008));
+    let (token, _) = server.visitor(&tenant).await;
+    let _ = token;
+    let store = server.running.state.chat.store();
+    let tenant_id = store
+        .ensure_tenant("logout", "logout")
+        .await
+        .expect("tenant");
+    let id = palisade_model::ConversationId::from_raw(conversation);
+    assert!(
+        store
+            .messages_after(&tenant_id, &id, 0, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    server.stop().await;
+}

@@ -77,5 +77,7 @@ CREATE TABLE messages (
     body           TEXT NOT NULL,
     created_at     INTEGER NOT NULL,
     UNIQUE (conversation_id, seq),
-    UNIQUE (conversation_id, client_msg_id)
+    -- A sender's own id makes its resends idempotent; two senders may pick
+    -- the same id without colliding.
+    UNIQUE (conversation_id, author_kind, author_id, client_msg_id)
 );
