@@ -1,17 +1,12 @@
-//! Request extractors: strict JSON bodies and the caller's identity.
-//!
-//! Authentication happens here, once, for every route: a handler that takes
-//! an [`AgentAuth`] cannot run for an anonymous caller, and the CSRF check of
-//! state-changing browser requests lives in the same place.
+//! Request extractors: strict JSON bodies and queries, and the caller the
+//! access layer ([`crate::access`]) authenticated for the route.
 
-use crate::AppState;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{Method, header, request::Parts};
+use axum::http::{header, request::Parts};
 use palisade_chat::Actor;
-use palisade_identity::{constant_time_eq, sha256_hex};
-use palisade_model::{Agent, now_millis};
+use palisade_model::Agent;
 use palisade_store::SessionRecord;
 use serde::de::DeserializeOwned;
 
@@ -85,29 +80,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T>
     }
 }
 
-/// A visitor, from its signed bearer token.
-#[derive(Debug)]
+/// A visitor, authenticated by the route's [`crate::access::Access::Visitor`]
+/// declaration.
+#[derive(Clone, Debug)]
 pub struct VisitorAuth(pub Actor);
 
-impl FromRequestParts<AppState> for VisitorAuth {
+impl<S: Send + Sync> FromRequestParts<S> for VisitorAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized(
-                "a visitor token is required (Authorization: Bearer)",
-            ))?;
-        state.visitor_actor(token).map(VisitorAuth)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Self>().cloned().ok_or(UNDECLARED)
     }
 }
 
-/// A signed-in agent, from the session cookie. For any method but GET and
-/// HEAD the CSRF header must match the session's token.
-#[derive(Debug)]
+/// Refusal of a handler whose route declared no access for its caller.
+const UNDECLARED: ApiError = ApiError::Forbidden("this route declares no access for you");
+
+/// A signed-in agent, authenticated (session, CSRF, role) by the route's
+/// declaration in the access layer.
+#[derive(Clone, Debug)]
 pub struct AgentAuth {
     pub agent: Agent,
     pub session: SessionRecord,
@@ -124,6 +115,14 @@ impl AgentAuth {
     }
 }
 
+impl<S: Send + Sync> FromRequestParts<S> for AgentAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Self>().cloned().ok_or(UNDECLARED)
+    }
+}
+
 pub fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
@@ -133,61 +132,4 @@ pub fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Optio
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
-}
-
-impl FromRequestParts<AppState> for AgentAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        const NO_SESSION: ApiError = ApiError::Unauthorized("sign in first");
-        let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(NO_SESSION)?;
-        let token_hash = sha256_hex(token);
-        let store = state.chat.store();
-        let session = store.session(&token_hash).await?.ok_or(NO_SESSION)?;
-        let now = now_millis();
-        let idle_limit = session.last_seen_at + state.settings.session_idle.as_millis() as i64;
-        if now >= session.expires_at || now >= idle_limit {
-            store.delete_session(&token_hash).await?;
-            return Err(ApiError::Unauthorized("session expired; sign in again"));
-        }
-        if !matches!(parts.method, Method::GET | Method::HEAD) {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .map(|v| v.as_bytes())
-                .unwrap_or_default();
-            if !constant_time_eq(sent, session.csrf_token.as_bytes()) {
-                return Err(ApiError::Forbidden("missing or wrong x-csrf-token header"));
-            }
-        }
-        let agent = store
-            .agent(&session.tenant_id, &session.agent_id)
-            .await?
-            .ok_or(NO_SESSION)?;
-        // Recording activity once a minute is enough for the idle time-out.
-        if now - session.last_seen_at > 60_000 {
-            store.touch_session(&token_hash, now).await?;
-        }
-        Ok(Self {
-            agent,
-            session,
-            token_hash,
-        })
-    }
-}
-
-/// An agent whose role may administer the tenant.
-#[derive(Debug)]
-pub struct AdminAuth(pub AgentAuth);
-
-impl FromRequestParts<AppState> for AdminAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let auth = AgentAuth::from_request_parts(parts, state).await?;
-        if !auth.agent.role.can_administer() {
-            return Err(ApiError::Forbidden("this needs the owner or admin role"));
-        }
-        Ok(Self(auth))
-    }
 }

@@ -10,6 +10,7 @@
 //! service and the store's typed methods); nothing but the TLS listener and
 //! the loopback ops listener accepts connections.
 
+pub mod access;
 mod assets;
 mod error;
 mod extract;
@@ -23,6 +24,7 @@ mod ws;
 pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
 pub use ops::serve_ops;
+pub use routes::table as route_table;
 pub use tls::{ServeHandle, serve_public, server_config};
 
 use axum::Router;
@@ -130,7 +132,7 @@ impl AppState {
 /// The public router: every route family, the strict fallbacks, and the
 /// request middleware around all of them.
 pub fn public_router(state: AppState) -> Router {
-    routes::router()
+    routes::router(&state)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -12,7 +12,7 @@ mod records;
 pub use ids::{AgentId, ConversationId, MessageId, TenantId, VisitorId, WidgetId};
 pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody};
 pub use records::{
-    Agent, AuthorKind, Conversation, ConversationStatus, Message, Role, Seq, Widget,
+    Agent, AuthorKind, Conversation, ConversationStatus, Message, Permission, Role, Seq, Widget,
 };
 
 /// Milliseconds since the Unix epoch: the one time format of Palisade's records.

@@ -65,18 +65,78 @@ impl ConversationStatus {
     }
 }
 
-/// What an account may do in its tenant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What an account may do. The platform operator manages tenants and reads
+/// no tenant's conversations; owners, admins and agents act in their own
+/// tenant only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    Operator,
     Owner,
     Admin,
     Agent,
 }
 
-impl Role {
+/// One thing a route may need. Every route declares the permission it needs
+/// (or that it is public or for visitors), and [`Role::permissions`] is the
+/// whole matrix: nothing else grants access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Read the tenant's conversations and messages.
+    ConversationsRead,
+    /// Write messages, claim and close conversations.
+    ConversationsWrite,
+    /// See the tenant's widgets.
+    WidgetsRead,
+    /// See the tenant's agents.
+    AgentsRead,
+    /// Invite, change and deactivate agents and admins.
+    AgentsManage,
+    /// Create or change owners.
+    OwnersManage,
+    /// Create and revoke the tenant's API keys.
+    ApiKeysManage,
+    /// Create and manage tenants (platform operators only).
+    TenantsManage,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 8] = [
+        Self::ConversationsRead,
+        Self::ConversationsWrite,
+        Self::WidgetsRead,
+        Self::AgentsRead,
+        Self::AgentsManage,
+        Self::OwnersManage,
+        Self::ApiKeysManage,
+        Self::TenantsManage,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::ConversationsRead => "conversations_read",
+            Self::ConversationsWrite => "conversations_write",
+            Self::WidgetsRead => "widgets_read",
+            Self::AgentsRead => "agents_read",
+            Self::AgentsManage => "agents_manage",
+            Self::OwnersManage => "owners_manage",
+            Self::ApiKeysManage => "api_keys_manage",
+            Self::TenantsManage => "tenants_manage",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Self::Operator, Self::Owner, Self::Admin, Self::Agent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
             Self::Owner => "owner",
             Self::Admin => "admin",
             Self::Agent => "agent",
@@ -84,17 +144,44 @@ impl Role {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "owner" => Some(Self::Owner),
-            "admin" => Some(Self::Admin),
-            "agent" => Some(Self::Agent),
-            _ => None,
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+
+    /// The permission matrix (also in docs/PERMISSIONS.md; a test keeps the
+    /// two equal).
+    pub fn permissions(self) -> &'static [Permission] {
+        use Permission::*;
+        match self {
+            Self::Operator => &[TenantsManage],
+            Self::Owner => &[
+                ConversationsRead,
+                ConversationsWrite,
+                WidgetsRead,
+                AgentsRead,
+                AgentsManage,
+                OwnersManage,
+                ApiKeysManage,
+            ],
+            Self::Admin => &[
+                ConversationsRead,
+                ConversationsWrite,
+                WidgetsRead,
+                AgentsRead,
+                AgentsManage,
+                ApiKeysManage,
+            ],
+            Self::Agent => &[ConversationsRead, ConversationsWrite],
         }
     }
 
-    /// Owners and admins run the tenant; agents only chat.
-    pub fn can_administer(self) -> bool {
-        matches!(self, Self::Owner | Self::Admin)
+    pub fn has(self, permission: Permission) -> bool {
+        self.permissions().contains(&permission)
+    }
+
+    /// Whether multi-factor sign-in is mandatory for this role (for agents
+    /// it is the tenant's choice).
+    pub fn requires_mfa(self) -> bool {
+        !matches!(self, Self::Agent)
     }
 }
 

@@ -1,28 +1,48 @@
-//! `/v1/admin/`: the tenant admin API. Every route takes an [`AdminAuth`]:
-//! an agent session whose role is owner or admin.
+//! `/v1/admin/`: the tenant admin API. Each route declares the permission
+//! it needs; by the matrix in [`palisade_model::Role::permissions`] only
+//! owners and admins have them.
 
 use crate::AppState;
+use crate::access::{Access, Route, route};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AdminAuth, StrictJson};
+use crate::extract::{AgentAuth, StrictJson};
 use axum::Json;
 use axum::extract::State;
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use palisade_model::{DisplayName, Email, Role};
+use axum::routing::{get, post};
+use palisade_model::{DisplayName, Email, Permission, Role};
 use palisade_store::NewAgent;
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/widgets", get(widgets))
-        .route("/agents", get(agents).post(create_agent))
+pub fn table() -> Vec<Route> {
+    vec![
+        route(
+            Method::GET,
+            "/v1/admin/widgets",
+            Access::Needs(Permission::WidgetsRead),
+            get(widgets),
+        ),
+        route(
+            Method::GET,
+            "/v1/admin/agents",
+            Access::Needs(Permission::AgentsRead),
+            get(agents),
+        ),
+        route(
+            Method::POST,
+            "/v1/admin/agents",
+            Access::Needs(Permission::AgentsManage),
+            post(create_agent),
+        ),
+    ]
 }
 
 async fn widgets(
     State(state): State<AppState>,
-    AdminAuth(auth): AdminAuth,
+    auth: AgentAuth,
 ) -> ApiResult<Json<serde_json::Value>> {
     let widgets = state.chat.store().widgets(&auth.agent.tenant_id).await?;
     Ok(Json(json!({ "widgets": widgets })))
@@ -30,7 +50,7 @@ async fn widgets(
 
 async fn agents(
     State(state): State<AppState>,
-    AdminAuth(auth): AdminAuth,
+    auth: AgentAuth,
 ) -> ApiResult<Json<serde_json::Value>> {
     let agents = state.chat.store().agents(&auth.agent.tenant_id).await?;
     Ok(Json(json!({ "agents": agents })))
@@ -47,7 +67,7 @@ struct NewAgentRequest {
 
 async fn create_agent(
     State(state): State<AppState>,
-    AdminAuth(auth): AdminAuth,
+    auth: AgentAuth,
     StrictJson(req): StrictJson<NewAgentRequest>,
 ) -> ApiResult<Response> {
     let email = Email::parse(&req.email)

@@ -1,33 +1,80 @@
 //! `/v1/agent/`: the agent console's API. Login sets a server-side session
-//! in a Secure, HttpOnly, SameSite=Strict cookie; every other route takes an
-//! [`AgentAuth`], which also enforces the CSRF header on state changes.
+//! in a Secure, HttpOnly, SameSite=Strict cookie; every other route declares
+//! the permission it needs and takes the [`AgentAuth`] the access layer made.
 
 use super::{Page, SendBody, send_message};
 use crate::AppState;
+use crate::access::{Access, Route, route};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, SESSION_COOKIE, StrictJson, StrictQuery};
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use palisade_identity::{random_token, sha256_hex};
+use palisade_model::Permission;
 use palisade_model::{ConversationId, ConversationStatus, Email, now_millis};
 use palisade_store::SessionRecord;
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/login", post(login))
-        .route("/logout", post(logout))
-        .route("/me", get(me))
-        .route("/conversations", get(inbox))
-        .route("/conversations/{id}", get(conversation))
-        .route("/conversations/{id}/messages", get(history).post(send))
-        .route("/conversations/{id}/claim", post(claim))
-        .route("/conversations/{id}/close", post(close))
-        .route("/ws", get(crate::ws::agent_socket))
+pub fn table() -> Vec<Route> {
+    use Permission::{ConversationsRead as Read, ConversationsWrite as Write};
+    let conversation = "/v1/agent/conversations/{id}";
+    vec![
+        route(Method::POST, "/v1/agent/login", Access::Public, post(login)),
+        route(
+            Method::POST,
+            "/v1/agent/logout",
+            Access::SignedIn,
+            post(logout),
+        ),
+        route(Method::GET, "/v1/agent/me", Access::SignedIn, get(me)),
+        route(
+            Method::GET,
+            "/v1/agent/conversations",
+            Access::Needs(Read),
+            get(inbox),
+        ),
+        route(
+            Method::GET,
+            conversation,
+            Access::Needs(Read),
+            get(conversation_by_id),
+        ),
+        route(
+            Method::GET,
+            "/v1/agent/conversations/{id}/messages",
+            Access::Needs(Read),
+            get(history),
+        ),
+        route(
+            Method::POST,
+            "/v1/agent/conversations/{id}/messages",
+            Access::Needs(Write),
+            post(send),
+        ),
+        route(
+            Method::POST,
+            "/v1/agent/conversations/{id}/claim",
+            Access::Needs(Write),
+            post(claim),
+        ),
+        route(
+            Method::POST,
+            "/v1/agent/conversations/{id}/close",
+            Access::Needs(Write),
+            post(close),
+        ),
+        route(
+            Method::GET,
+            "/v1/agent/ws",
+            Access::Needs(Read),
+            get(crate::ws::agent_socket),
+        ),
+    ]
 }
 
 #[derive(Deserialize)]
@@ -143,7 +190,7 @@ async fn inbox(
     Ok(Json(json!({ "conversations": conversations })))
 }
 
-async fn conversation(
+async fn conversation_by_id(
     State(state): State<AppState>,
     auth: AgentAuth,
     Path(id): Path<String>,

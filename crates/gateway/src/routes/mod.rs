@@ -1,26 +1,58 @@
 //! The public route table. Route families are kept apart: each prefix has
 //! its own audience and its own credential, and a credential of one family
-//! is never accepted by another.
+//! is never accepted by another. Every route is declared with its
+//! [`Access`]; see [`crate::access`].
 
 mod admin;
 mod agent;
 mod visitor;
 
 use crate::AppState;
+use crate::access::{Access, Route, authorize, route};
 use crate::error::ApiError;
 use axum::Router;
+use axum::http::Method;
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use serde::Deserialize;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .nest("/v1/visitor", visitor::router())
-        .nest("/v1/agent", agent::router())
-        .nest("/v1/admin", admin::router())
-        .route("/widget/{file}", get(crate::assets::widget))
-        .route("/app/", get(crate::assets::app_index))
-        .route("/app/{file}", get(crate::assets::app))
-        .route("/", get(crate::assets::root))
+/// Every public route with its declared access: the only source the
+/// router is built from.
+pub fn table() -> Vec<Route> {
+    let mut all = Vec::new();
+    all.extend(visitor::table());
+    all.extend(agent::table());
+    all.extend(admin::table());
+    all.extend([
+        route(
+            Method::GET,
+            "/widget/{file}",
+            Access::Public,
+            get(crate::assets::widget),
+        ),
+        route(
+            Method::GET,
+            "/app/",
+            Access::Public,
+            get(crate::assets::app_index),
+        ),
+        route(
+            Method::GET,
+            "/app/{file}",
+            Access::Public,
+            get(crate::assets::app),
+        ),
+        route(Method::GET, "/", Access::Public, get(crate::assets::root)),
+    ]);
+    all
+}
+
+/// The router: each route with the access layer of its declaration.
+pub fn router(state: &AppState) -> Router<AppState> {
+    table().into_iter().fold(Router::new(), |router, spec| {
+        let layer = from_fn_with_state((state.clone(), spec.access), authorize);
+        router.route(spec.path, spec.handler.route_layer(layer))
+    })
 }
 
 pub async fn not_found() -> ApiError {

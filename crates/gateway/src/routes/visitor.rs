@@ -4,10 +4,12 @@
 
 use super::{Page, SendBody, send_message};
 use crate::AppState;
+use crate::access::{Access, Route, route};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{StrictJson, StrictQuery, VisitorAuth};
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,15 +19,45 @@ use palisade_model::{ConversationId, DisplayName, Email, now_millis};
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/sessions", post(create_session))
-        .route(
-            "/conversations",
-            get(list_conversations).post(open_conversation),
-        )
-        .route("/conversations/{id}/messages", get(history).post(send))
-        .route("/ws", get(crate::ws::visitor_socket))
+pub fn table() -> Vec<Route> {
+    vec![
+        route(
+            Method::POST,
+            "/v1/visitor/sessions",
+            Access::Public,
+            post(create_session),
+        ),
+        route(
+            Method::GET,
+            "/v1/visitor/conversations",
+            Access::Visitor,
+            get(list_conversations),
+        ),
+        route(
+            Method::POST,
+            "/v1/visitor/conversations",
+            Access::Visitor,
+            post(open_conversation),
+        ),
+        route(
+            Method::GET,
+            "/v1/visitor/conversations/{id}/messages",
+            Access::Visitor,
+            get(history),
+        ),
+        route(
+            Method::POST,
+            "/v1/visitor/conversations/{id}/messages",
+            Access::Visitor,
+            post(send),
+        ),
+        route(
+            Method::GET,
+            "/v1/visitor/ws",
+            Access::Public,
+            get(crate::ws::visitor_socket),
+        ),
+    ]
 }
 
 #[derive(Debug, Deserialize)]

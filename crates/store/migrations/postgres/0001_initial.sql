@@ -24,7 +24,7 @@ CREATE TABLE agents (
     tenant_id      TEXT NOT NULL REFERENCES tenants (id),
     email          TEXT NOT NULL UNIQUE,
     name           TEXT NOT NULL,
-    role           TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'agent')),
+    role           TEXT NOT NULL CHECK (role IN ('operator', 'owner', 'admin', 'agent')),
     password_hash  TEXT NOT NULL,
     active         BIGINT NOT NULL DEFAULT 1,
     created_at     BIGINT NOT NULL
