@@ -8,5 +8,6 @@ mod support;
 mod binary;
 mod chat_flow;
 mod malformed;
+mod permissions;
 mod routing;
 mod tenancy;
