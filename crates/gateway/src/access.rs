@@ -18,6 +18,7 @@ use axum::response::Response;
 use axum::routing::MethodRouter;
 use palisade_identity::{constant_time_eq, sha256_hex};
 use palisade_model::{Permission, now_millis};
+use palisade_store::SessionStage;
 
 /// What a route needs from its caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,11 +27,21 @@ pub enum Access {
     Public,
     /// A visitor's signed bearer token.
     Visitor,
-    /// Any signed-in account, whatever its role (its own profile, sign-out).
+    /// A session whose password was accepted and whose second factor is
+    /// still to come: only the step that takes the code.
+    MfaPending,
+    /// Any signed-in account, whatever its role, also while it still has
+    /// to set up a mandatory second factor (profile, sign-out, enrolment).
     SignedIn,
-    /// A signed-in account whose role has this permission.
+    /// A fully signed-in account whose role has this permission.
     Needs(Permission),
+    /// As `Needs`, and the session proved its second factor within the
+    /// last [`STEP_UP_WINDOW_MS`]: for sensitive operations.
+    StepUp(Permission),
 }
+
+/// How recent a second-factor proof must be for a step-up route.
+pub const STEP_UP_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 /// One route: its method, path and access, and the handler.
 pub struct Route {
@@ -75,17 +86,36 @@ pub async fn authorize(
             let actor = state.visitor_actor(token)?;
             req.extensions_mut().insert(VisitorAuth(actor));
         }
-        Access::SignedIn | Access::Needs(_) => {
+        Access::MfaPending | Access::SignedIn | Access::Needs(_) | Access::StepUp(_) => {
             let auth = authenticate_agent(&state, req.method(), req.headers()).await?;
-            if let Access::Needs(permission) = access
+            check_stage(access, &auth)?;
+            if let Access::Needs(permission) | Access::StepUp(permission) = access
                 && !auth.agent.role.has(permission)
             {
                 return Err(ApiError::Forbidden("your role does not allow this"));
+            }
+            if let Access::StepUp(_) = access {
+                let proved = auth.session.mfa_at;
+                if proved.is_none_or(|at| now_millis() - at > STEP_UP_WINDOW_MS) {
+                    return Err(ApiError::StepUpRequired);
+                }
             }
             req.extensions_mut().insert(auth);
         }
     }
     Ok(next.run(req).await)
+}
+
+/// A session's sign-in stage must fit the route.
+fn check_stage(access: Access, auth: &AgentAuth) -> Result<(), ApiError> {
+    match (auth.session.stage, access) {
+        (SessionStage::Mfa, Access::MfaPending) => Ok(()),
+        (SessionStage::Mfa, _) => Err(ApiError::MfaRequired),
+        (_, Access::MfaPending) => Err(ApiError::Forbidden("this session needs no code now")),
+        (SessionStage::Enroll, Access::SignedIn) => Ok(()),
+        (SessionStage::Enroll, _) => Err(ApiError::EnrollmentRequired),
+        (SessionStage::Full, _) => Ok(()),
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -29,6 +29,17 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Signed in with a password; the second factor is still to come.
+    #[error("enter the code from your authenticator app (POST /v1/agent/login/mfa)")]
+    MfaRequired,
+    /// The role requires a second factor that is not set up yet.
+    #[error("set up a second factor first (POST /v1/agent/mfa/enroll)")]
+    EnrollmentRequired,
+    /// A sensitive operation needs a recent second-factor code.
+    #[error("confirm with a fresh code first (POST /v1/agent/mfa/step-up)")]
+    StepUpRequired,
+    #[error("too many attempts; try again in {0} seconds")]
+    TooManyRequests(u64),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -62,6 +73,10 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::MfaRequired => (StatusCode::UNAUTHORIZED, "mfa_required"),
+            Self::EnrollmentRequired => (StatusCode::FORBIDDEN, "mfa_enrollment_required"),
+            Self::StepUpRequired => (StatusCode::FORBIDDEN, "step_up_required"),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -89,6 +104,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::TooManyRequests(seconds) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if matches!(self, Self::Unauthorized(_)) {
             let challenge = HeaderValue::from_static("Bearer");

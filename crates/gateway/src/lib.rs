@@ -18,6 +18,7 @@ mod metrics;
 mod middleware;
 mod ops;
 mod routes;
+mod throttle;
 mod tls;
 mod ws;
 
@@ -25,6 +26,7 @@ pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
 pub use ops::serve_ops;
 pub use routes::table as route_table;
+pub use throttle::{LoginThrottle, ThrottlePolicy};
 pub use tls::{ServeHandle, serve_public, server_config};
 
 use axum::Router;
@@ -88,6 +90,7 @@ pub struct AppState {
     /// Hashes of agent sessions that just ended (logout): their live
     /// sockets close at once instead of at the next keep-alive check.
     pub ended_sessions: tokio::sync::broadcast::Sender<String>,
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 impl AppState {

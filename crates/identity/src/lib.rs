@@ -7,12 +7,17 @@
 //! - Visitor sessions: tokens signed with HMAC-SHA256 under a server key,
 //!   naming tenant, widget and visitor, with an expiry.
 //!
+//! - Second factor: TOTP (RFC 6238) with replay refusal, and one-time
+//!   recovery codes stored hashed.
+//!
 //! This crate holds no state and does no I/O: callers store what it makes.
 
+mod mfa;
 mod password;
 mod secret;
 mod visitor;
 
+pub use mfa::{MfaError, Totp, qr_svg, recovery_code_hash, recovery_codes};
 pub use password::{PasswordError, PasswordHasher};
 pub use secret::{SecretString, constant_time_eq, random_token, sha256_hex};
 pub use visitor::{VisitorClaims, VisitorTokenError, VisitorTokens};

@@ -102,6 +102,7 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
         ended_sessions: tokio::sync::broadcast::channel(256).0,
+        login_throttle: Arc::new(palisade_gateway::LoginThrottle::new(config.login_throttle)),
     };
     let public = palisade_gateway::serve_public(config.public_addr, tls, state.clone())
         .await

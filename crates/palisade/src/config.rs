@@ -95,6 +95,11 @@ struct RawSessions {
     idle_minutes: u64,
     absolute_hours: u64,
     visitor_token_hours: u64,
+    /// Failed sign-ins an account may make per window before waits start.
+    login_free_attempts_per_account: u32,
+    /// The same per client address.
+    login_free_attempts_per_address: u32,
+    login_window_secs: u64,
 }
 
 impl Default for RawSessions {
@@ -103,6 +108,9 @@ impl Default for RawSessions {
             idle_minutes: 30,
             absolute_hours: 12,
             visitor_token_hours: 24,
+            login_free_attempts_per_account: 5,
+            login_free_attempts_per_address: 20,
+            login_window_secs: 900,
         }
     }
 }
@@ -156,6 +164,7 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub login_throttle: palisade_gateway::ThrottlePolicy,
     pub session_idle: Duration,
     pub session_absolute: Duration,
     pub visitor_token_ttl: Duration,
@@ -408,6 +417,26 @@ impl RawConfig {
                     24 * 30,
                 )?,
             ),
+            login_throttle: palisade_gateway::ThrottlePolicy {
+                free_per_account: positive(
+                    "sessions.login_free_attempts_per_account",
+                    u64::from(self.sessions.login_free_attempts_per_account),
+                    "attempts",
+                    1000,
+                )? as u32,
+                free_per_address: positive(
+                    "sessions.login_free_attempts_per_address",
+                    u64::from(self.sessions.login_free_attempts_per_address),
+                    "attempts",
+                    100_000,
+                )? as u32,
+                window: Duration::from_secs(positive(
+                    "sessions.login_window_secs",
+                    self.sessions.login_window_secs,
+                    "seconds",
+                    24 * 3600,
+                )?),
+            },
             visitor_token_ttl: Duration::from_secs(
                 3600 * positive(
                     "sessions.visitor_token_hours",

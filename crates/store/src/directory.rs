@@ -6,7 +6,7 @@ use crate::{Result, Store, StoreError};
 use palisade_model::{
     Agent, AgentId, Email, Role, TenantId, VisitorId, Widget, WidgetId, now_millis,
 };
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 
 pub(crate) async fn ensure_tenant(store: &Store, slug: &str, name: &str) -> Result<TenantId> {
     let id = TenantId::generate();
@@ -61,6 +61,34 @@ impl std::fmt::Debug for AgentCredentials {
     }
 }
 
+/// How far a session has come in signing in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStage {
+    /// Signed in; the second factor was proved if the account has one.
+    Full,
+    /// Password accepted; the second factor is still to come.
+    Mfa,
+    /// Password accepted; the role requires a second factor that is not
+    /// set up yet: only enrolment is open.
+    Enroll,
+}
+
+impl SessionStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Mfa => "mfa",
+            Self::Enroll => "enroll",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        [Self::Full, Self::Mfa, Self::Enroll]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
 /// A signed-in agent's server-side session, found by the hash of its token.
 #[derive(Clone)]
 pub struct SessionRecord {
@@ -70,6 +98,9 @@ pub struct SessionRecord {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
+    pub stage: SessionStage,
+    /// When this session last proved the second factor.
+    pub mfa_at: Option<i64>,
 }
 
 impl std::fmt::Debug for SessionRecord {
@@ -240,7 +271,7 @@ impl Store {
     pub async fn create_session(&self, token_hash: &str, session: &SessionRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO agent_sessions (token_hash, tenant_id, agent_id, csrf_token, created_at, \
-             last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             last_seen_at, expires_at, stage, mfa_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(token_hash)
         .bind(session.tenant_id.as_str())
@@ -249,6 +280,8 @@ impl Store {
         .bind(session.created_at)
         .bind(session.last_seen_at)
         .bind(session.expires_at)
+        .bind(session.stage.as_str())
+        .bind(session.mfa_at)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -256,8 +289,8 @@ impl Store {
 
     pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
         let row = sqlx::query(
-            "SELECT tenant_id, agent_id, csrf_token, created_at, last_seen_at, expires_at \
-             FROM agent_sessions WHERE token_hash = $1",
+            "SELECT tenant_id, agent_id, csrf_token, created_at, last_seen_at, expires_at, \
+             stage, mfa_at FROM agent_sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
@@ -270,6 +303,12 @@ impl Store {
             created_at: rows::int(&row, "created_at")?,
             last_seen_at: rows::int(&row, "last_seen_at")?,
             expires_at: rows::int(&row, "expires_at")?,
+            stage: {
+                let raw = rows::text(&row, "stage")?;
+                SessionStage::parse(&raw)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown session stage {raw:?}")))?
+            },
+            mfa_at: row.try_get::<Option<i64>, _>("mfa_at")?,
         }))
     }
 

@@ -15,11 +15,13 @@
 
 mod conversations;
 mod directory;
+mod identity;
 mod rows;
 pub mod testing;
 mod writer;
 
-pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord};
+pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
+pub use identity::MfaRecord;
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 
 use palisade_model::TenantId;

@@ -34,7 +34,7 @@ pub fn table() -> Vec<Route> {
         route(
             Method::POST,
             "/v1/admin/agents",
-            Access::Needs(Permission::AgentsManage),
+            Access::StepUp(Permission::AgentsManage),
             post(create_agent),
         ),
     ]

@@ -7,6 +7,8 @@ use crate::AppState;
 use crate::access::{Access, Route, route};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, SESSION_COOKIE, StrictJson, StrictQuery};
+use crate::middleware::ConnInfo;
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
@@ -15,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use palisade_identity::{random_token, sha256_hex};
 use palisade_model::Permission;
-use palisade_model::{ConversationId, ConversationStatus, Email, now_millis};
-use palisade_store::SessionRecord;
+use palisade_model::{Agent, ConversationId, ConversationStatus, Email, now_millis};
+use palisade_store::{SessionRecord, SessionStage};
 use serde::Deserialize;
 use serde_json::json;
+use std::net::IpAddr;
 
 pub fn table() -> Vec<Route> {
     use Permission::{ConversationsRead as Read, ConversationsWrite as Write};
@@ -32,6 +35,12 @@ pub fn table() -> Vec<Route> {
             post(logout),
         ),
         route(Method::GET, "/v1/agent/me", Access::SignedIn, get(me)),
+        route(
+            Method::POST,
+            "/v1/agent/sessions/end-all",
+            Access::SignedIn,
+            post(sign_out_everywhere),
+        ),
         route(
             Method::GET,
             "/v1/agent/conversations",
@@ -96,8 +105,14 @@ const LOGIN_FAILED: ApiError = ApiError::Unauthorized("email or password is wron
 
 async fn login(
     State(state): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
     StrictJson(req): StrictJson<LoginRequest>,
 ) -> ApiResult<Response> {
+    let address = conn.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.peer.ip());
+    let account_key = req.email.trim().to_lowercase();
+    if let Some(wait) = state.login_throttle.wait(&account_key, address) {
+        return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
+    }
     let credentials = match Email::parse(&req.email) {
         Ok(email) => state.chat.store().agent_credentials(&email).await?,
         Err(_) => None,
@@ -108,35 +123,74 @@ async fn login(
         .password_work(move |hasher| hasher.verify(&password, stored.as_deref()))
         .await?;
     let Some(credentials) = credentials.filter(|c| matched && c.active) else {
+        state.login_throttle.failed(&account_key, address);
         return Err(LOGIN_FAILED);
     };
+    state.login_throttle.succeeded(&account_key);
 
+    let agent = credentials.agent;
+    let store = state.chat.store();
+    let has_mfa = store
+        .mfa(&agent.tenant_id, &agent.id)
+        .await?
+        .is_some_and(|m| m.confirmed);
+    let mfa_mandatory =
+        agent.role.requires_mfa() || store.tenant_requires_agent_mfa(&agent.tenant_id).await?;
+    let stage = match (has_mfa, mfa_mandatory) {
+        (true, _) => SessionStage::Mfa,
+        (false, true) => SessionStage::Enroll,
+        (false, false) => SessionStage::Full,
+    };
+    tracing::info!(agent = %agent.id, tenant = %agent.tenant_id, stage = stage.as_str(), "password accepted");
+    start_session(&state, agent, stage, None).await
+}
+
+/// Starts a new session (a new id: at sign-in and at every change of
+/// privilege) and answers with its cookie, CSRF token and stage.
+pub(super) async fn start_session(
+    state: &AppState,
+    agent: Agent,
+    stage: SessionStage,
+    mfa_at: Option<i64>,
+) -> ApiResult<Response> {
     let token = random_token(32);
     let now = now_millis();
     let absolute = i64::try_from(state.settings.session_absolute.as_millis()).unwrap_or(i64::MAX);
     let session = SessionRecord {
-        tenant_id: credentials.agent.tenant_id.clone(),
-        agent_id: credentials.agent.id.clone(),
+        tenant_id: agent.tenant_id.clone(),
+        agent_id: agent.id.clone(),
         csrf_token: random_token(24).expose().to_owned(),
         created_at: now,
         last_seen_at: now,
         expires_at: now.saturating_add(absolute),
+        stage,
+        mfa_at,
     };
     state
         .chat
         .store()
         .create_session(&sha256_hex(token.expose()), &session)
         .await?;
-    tracing::info!(agent = %credentials.agent.id, tenant = %credentials.agent.tenant_id, "agent signed in");
-
     let max_age = state.settings.session_absolute.as_secs();
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}",
         token.expose()
     );
     let cookie = HeaderValue::from_str(&cookie).map_err(ApiError::internal)?;
-    let body = json!({"agent": credentials.agent, "csrf_token": session.csrf_token});
+    let body = json!({"agent": agent, "csrf_token": session.csrf_token, "stage": stage.as_str()});
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// Replaces the caller's session with a new one (new id) at `stage`.
+pub(super) async fn rotate_session(
+    state: &AppState,
+    auth: &AgentAuth,
+    stage: SessionStage,
+    mfa_at: Option<i64>,
+) -> ApiResult<Response> {
+    state.chat.store().delete_session(&auth.token_hash).await?;
+    let _ = state.ended_sessions.send(auth.token_hash.clone());
+    start_session(state, auth.agent.clone(), stage, mfa_at).await
 }
 
 async fn logout(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Response> {
@@ -150,7 +204,31 @@ async fn logout(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Res
 }
 
 async fn me(auth: AgentAuth) -> Json<serde_json::Value> {
-    Json(json!({"agent": auth.agent, "csrf_token": auth.session.csrf_token}))
+    Json(json!({
+        "agent": auth.agent,
+        "csrf_token": auth.session.csrf_token,
+        "stage": auth.session.stage.as_str(),
+    }))
+}
+
+/// Ends every session of the caller, on every device, and their sockets.
+async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    auth: AgentAuth,
+) -> ApiResult<Response> {
+    let ended = state
+        .chat
+        .store()
+        .end_agent_sessions(&auth.agent.tenant_id, &auth.agent.id)
+        .await?;
+    for hash in ended {
+        let _ = state.ended_sessions.send(hash);
+    }
+    tracing::info!(agent = %auth.agent.id, "signed out everywhere");
+    let expired =
+        format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+    let cookie = HeaderValue::from_str(&expired).map_err(ApiError::internal)?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@
 
 mod admin;
 mod agent;
+mod mfa;
 mod visitor;
 
 use crate::AppState;
@@ -22,6 +23,7 @@ pub fn table() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(visitor::table());
     all.extend(agent::table());
+    all.extend(mfa::table());
     all.extend(admin::table());
     all.extend([
         route(

@@ -7,6 +7,7 @@ mod support;
 
 mod binary;
 mod chat_flow;
+mod identity;
 mod malformed;
 mod permissions;
 mod routing;

@@ -106,11 +106,14 @@ async fn cross_tenant_matrix_every_route_every_role() {
         let agent = account(&server, slug, role).await;
         for (n, route) in palisade_gateway::route_table().into_iter().enumerate() {
             let needed = match route.access {
-                Access::Needs(permission) => Some(permission),
+                Access::Needs(permission) | Access::StepUp(permission) => Some(permission),
                 Access::SignedIn => None,
-                Access::Public | Access::Visitor => continue,
+                Access::Public | Access::Visitor | Access::MfaPending => continue,
             };
-            if route.path.ends_with("/logout") {
+            if route.path.ends_with("/logout")
+                || route.path.ends_with("/end-all")
+                || route.path.contains("/mfa/")
+            {
                 continue; // ends the session; covered in tenancy.rs
             }
             let allowed = needed.is_none_or(|p| role.has(p));
@@ -170,7 +173,7 @@ fn every_route_declares_its_access_and_permissions_doc_matches_the_code() {
     for route in &table {
         let family_ok = match route.access {
             Access::Visitor => route.path.starts_with("/v1/visitor/"),
-            Access::SignedIn | Access::Needs(_) => {
+            Access::SignedIn | Access::Needs(_) | Access::StepUp(_) | Access::MfaPending => {
                 route.path.starts_with("/v1/agent/") || route.path.starts_with("/v1/admin/")
             }
             Access::Public => true,

@@ -215,29 +215,77 @@ impl TestServer {
     }
 
     /// Signs an agent in.
+    /// Signs an agent in, all the way: a role that must have a second
+    /// factor sets one up on its first sign-in, and later sign-ins spend one
+    /// of the recovery codes it got (the app's code of the current step may
+    /// have been used already).
     pub async fn agent(&self, tenant: &Tenant) -> Agent<'_> {
+        let (status, body, cookie) = self.login_raw(&tenant.email, &tenant.password).await;
+        assert_eq!(status, 200, "{body}");
+        let mut agent = Agent {
+            server: self,
+            cookie,
+            csrf: body["csrf_token"].as_str().expect("csrf").to_owned(),
+        };
+        let key = format!("{}|{}", self.database_url, tenant.email);
+        match body["stage"].as_str() {
+            Some("full") => {}
+            Some("enroll") => {
+                let (status, enrolment) = agent.post("/v1/agent/mfa/enroll", json!({})).await;
+                assert_eq!(status, 200, "{enrolment}");
+                let totp = palisade_identity::Totp::from_base32(
+                    enrolment["secret"].as_str().expect("secret"),
+                )
+                .expect("base32");
+                let now = u64::try_from(palisade_model::now_millis() / 1000).expect("time");
+                let (status, confirmed, cookie) = agent
+                    .post_raw("/v1/agent/mfa/confirm", json!({"code": totp.code_at(now)}))
+                    .await;
+                assert_eq!(status, 200, "{confirmed}");
+                let codes: Vec<String> = confirmed["recovery_codes"]
+                    .as_array()
+                    .expect("codes")
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect();
+                recovery_codes().lock().expect("lock").insert(key, codes);
+                agent.cookie = cookie.expect("a new session after enrolment");
+                agent.csrf = confirmed["session"]["csrf_token"]
+                    .as_str()
+                    .expect("csrf")
+                    .to_owned();
+            }
+            Some("mfa") => {
+                let code = recovery_codes()
+                    .lock()
+                    .expect("lock")
+                    .get_mut(&key)
+                    .and_then(Vec::pop)
+                    .expect("a recovery code left");
+                let (status, done, cookie) = agent
+                    .post_raw("/v1/agent/login/mfa", json!({"recovery_code": code}))
+                    .await;
+                assert_eq!(status, 200, "{done}");
+                agent.cookie = cookie.expect("a new session after the second factor");
+                agent.csrf = done["csrf_token"].as_str().expect("csrf").to_owned();
+            }
+            other => panic!("unknown sign-in stage {other:?}"),
+        }
+        agent
+    }
+
+    /// One sign-in request: (status, body, session cookie if set).
+    pub async fn login_raw(&self, email: &str, password: &str) -> (u16, Value, String) {
         let resp = self
             .http
             .post(self.url("/v1/agent/login"))
-            .json(&json!({"email": tenant.email, "password": tenant.password}))
+            .json(&json!({"email": email, "password": password}))
             .send()
             .await
             .expect("login sent");
-        assert_eq!(resp.status().as_u16(), 200);
-        let cookie = resp
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .expect("session cookie")
-            .to_owned();
-        let body: Value = resp.json().await.expect("login body");
-        let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
-        Agent {
-            server: self,
-            cookie,
-            csrf,
-        }
+        let status = resp.status().as_u16();
+        let cookie = session_cookie(&resp).unwrap_or_default();
+        (status, resp.json().await.unwrap_or(Value::Null), cookie)
     }
 
     pub async fn ws(&self, path: &str, headers: &[(&'static str, String)]) -> WsStream {
@@ -307,6 +355,22 @@ impl TestServer {
     }
 }
 
+fn recovery_codes() -> &'static std::sync::Mutex<std::collections::HashMap<String, Vec<String>>> {
+    static CODES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+    > = std::sync::OnceLock::new();
+    CODES.get_or_init(Default::default)
+}
+
+fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .filter(|v| !v.ends_with('='))
+        .map(str::to_owned)
+}
+
 /// A signed-in agent.
 pub struct Agent<'a> {
     pub server: &'a TestServer,
@@ -341,6 +405,23 @@ impl Agent<'_> {
             .expect("sent");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A POST that may start a new session: (status, body, new cookie).
+    pub async fn post_raw(&self, path: &str, body: Value) -> (u16, Value, Option<String>) {
+        let resp = self
+            .server
+            .http
+            .post(self.server.url(path))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        let status = resp.status().as_u16();
+        let cookie = session_cookie(&resp);
+        (status, resp.json().await.unwrap_or(Value::Null), cookie)
     }
 
     pub async fn ws(&self) -> WsStream {

@@ -1,0 +1,215 @@
+//! Second-factor records, session changes that follow sign-in steps, and
+//! the tenant's sign-in policy. Every statement is scoped by tenant.
+
+use crate::rows;
+use crate::{Result, Store};
+use palisade_model::{AgentId, TenantId, now_millis};
+use sqlx::Row;
+
+/// An account's second factor as stored.
+pub struct MfaRecord {
+    /// Base32; treat as a secret.
+    pub secret: String,
+    pub confirmed: bool,
+    pub last_step: i64,
+}
+
+impl std::fmt::Debug for MfaRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaRecord")
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub async fn mfa(&self, tenant: &TenantId, agent: &AgentId) -> Result<Option<MfaRecord>> {
+        let row = sqlx::query(
+            "SELECT secret, confirmed_at, last_step FROM mfa_totp \
+             WHERE tenant_id = $1 AND agent_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(agent.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(MfaRecord {
+            secret: rows::text(&row, "secret")?,
+            confirmed: row.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
+            last_step: rows::int(&row, "last_step")?,
+        }))
+    }
+
+    /// Starts (or restarts) enrolment with a new secret. Refused (false)
+    /// when a confirmed second factor exists: replacing one needs a reset.
+    pub async fn begin_mfa(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        secret: &str,
+    ) -> Result<bool> {
+        sqlx::query(
+            "DELETE FROM mfa_totp WHERE tenant_id = $1 AND agent_id = $2 AND confirmed_at IS NULL",
+        )
+        .bind(tenant.as_str())
+        .bind(agent.as_str())
+        .execute(self.pool())
+        .await?;
+        let done = sqlx::query(
+            "INSERT INTO mfa_totp (agent_id, tenant_id, secret, last_step, created_at) \
+             VALUES ($1, $2, $3, 0, $4) ON CONFLICT (agent_id) DO NOTHING",
+        )
+        .bind(agent.as_str())
+        .bind(tenant.as_str())
+        .bind(secret)
+        .bind(now_millis())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Confirms enrolment with the step the first code matched, and stores
+    /// the recovery codes' hashes (replacing any earlier ones).
+    pub async fn confirm_mfa(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        step: i64,
+        recovery_hashes: &[String],
+    ) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE mfa_totp SET confirmed_at = $3, last_step = $4 \
+             WHERE tenant_id = $1 AND agent_id = $2 AND confirmed_at IS NULL AND last_step < $4",
+        )
+        .bind(tenant.as_str())
+        .bind(agent.as_str())
+        .bind(now_millis())
+        .bind(step)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM mfa_recovery_codes WHERE tenant_id = $1 AND agent_id = $2")
+            .bind(tenant.as_str())
+            .bind(agent.as_str())
+            .execute(&mut *tx)
+            .await?;
+        for hash in recovery_hashes {
+            sqlx::query(
+                "INSERT INTO mfa_recovery_codes (tenant_id, agent_id, code_hash) VALUES ($1, $2, $3)",
+            )
+            .bind(tenant.as_str())
+            .bind(agent.as_str())
+            .bind(hash.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records that a code of `step` was used. False when that step (or a
+    /// later one) was used already: the same code never works twice, even
+    /// for two requests racing.
+    pub async fn use_mfa_step(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        step: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE mfa_totp SET last_step = $3 \
+             WHERE tenant_id = $1 AND agent_id = $2 AND confirmed_at IS NOT NULL AND last_step < $3",
+        )
+        .bind(tenant.as_str())
+        .bind(agent.as_str())
+        .bind(step)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Spends a recovery code. False when unknown or already used.
+    pub async fn use_recovery_code(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        hash: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE mfa_recovery_codes SET used_at = $4 \
+             WHERE tenant_id = $1 AND agent_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(tenant.as_str())
+        .bind(agent.as_str())
+        .bind(hash)
+        .bind(now_millis())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Notes that the session just proved the second factor (step-up).
+    pub async fn mark_session_mfa(&self, token_hash: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE agent_sessions SET mfa_at = $2 WHERE token_hash = $1")
+            .bind(token_hash)
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of an agent ("sign out everywhere"); returns the
+    /// hashes of the sessions ended so their sockets can be closed.
+    pub async fn end_agent_sessions(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> Result<Vec<String>> {
+        let found = sqlx::query(
+            "SELECT token_hash FROM agent_sessions WHERE tenant_id = $1 AND agent_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(agent.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        sqlx::query("DELETE FROM agent_sessions WHERE tenant_id = $1 AND agent_id = $2")
+            .bind(tenant.as_str())
+            .bind(agent.as_str())
+            .execute(self.pool())
+            .await?;
+        found
+            .iter()
+            .map(|row| rows::text(row, "token_hash"))
+            .collect()
+    }
+
+    /// Whether the tenant requires agents (not only owners and admins) to
+    /// use a second factor.
+    pub async fn tenant_requires_agent_mfa(&self, tenant: &TenantId) -> Result<bool> {
+        let row = sqlx::query("SELECT require_agent_mfa FROM tenants WHERE id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row
+            .map(|r| rows::int(&r, "require_agent_mfa"))
+            .transpose()?
+            .unwrap_or(0)
+            != 0)
+    }
+
+    pub async fn set_tenant_requires_agent_mfa(
+        &self,
+        tenant: &TenantId,
+        required: bool,
+    ) -> Result<()> {
+        sqlx::query("UPDATE tenants SET require_agent_mfa = $2 WHERE id = $1")
+            .bind(tenant.as_str())
+            .bind(i64::from(required))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
