@@ -5,6 +5,7 @@
 use crate::config::{Config, TlsSource};
 use anyhow::Context;
 use palisade_chat::Chat;
+use palisade_crypto::KeyProvider;
 use palisade_gateway::{AppState, Metrics, ServeHandle, Settings};
 use palisade_identity::{PasswordHasher, VisitorTokens};
 use palisade_store::Store;
@@ -54,6 +55,25 @@ pub fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the master key comes from: `PALISADE_MASTER_KEY` when set, else
+/// the key file `<data_dir>/keys/master.key`.
+pub fn key_provider(config: &Config) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    let env = config.master_key.as_ref().map(|k| k.expose().to_owned());
+    let provider =
+        palisade_crypto::provider_for(&config.data_dir, env).context("reading the master key")?;
+    Ok(Arc::from(provider))
+}
+
+/// Opens the database with the configured master key; a missing or wrong
+/// key over existing data stops here, saying which key and where.
+pub async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<Store> {
+    prepare_data_dir(config)?;
+    let keys = key_provider(config)?;
+    Store::connect(&config.database_url, max_connections, keys)
+        .await
+        .context("opening the database (database.url)")
+}
+
 /// Opens (creating on first start) everything in `config.data_dir` and starts listening.
 pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::Result<Running> {
     install_crypto_provider();
@@ -76,9 +96,7 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         VisitorTokens::new(&visitor_key).context("visitor token key is too short")?;
     let passwords = PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let store = Store::connect(&config.database_url, config.database_max_connections)
-        .await
-        .context("opening the database (database.url)")?;
+    let store = open_store(config, config.database_max_connections).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 
     let settings = Settings {

@@ -158,6 +158,9 @@ pub struct Config {
     pub visitor_token_ttl: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// The master key from `PALISADE_MASTER_KEY` (base64); when absent the
+    /// key file `<data_dir>/keys/master.key` is used. Never printed.
+    pub master_key: Option<palisade_identity::SecretString>,
 }
 
 const SECTIONS: [&str; 5] = ["server", "tls", "database", "sessions", "log"];
@@ -182,10 +185,17 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let master_key = env
+            .iter()
+            .find(|(name, _)| name == palisade_crypto::MASTER_KEY_ENV)
+            .map(|(_, value)| palisade_identity::SecretString::new(value.clone()));
         apply_env(&mut table, env)?;
         let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| refuse(&e.path().to_string(), e.inner().to_string()))?;
-        raw.validate()
+        let mut config = raw.validate()?;
+        config.master_key = master_key;
+        Ok(config)
     }
 }
 
@@ -409,6 +419,7 @@ impl RawConfig {
             ),
             log_format,
             log_level: self.log.level,
+            master_key: None,
         })
     }
 }

@@ -2,7 +2,6 @@
 //! `serve` is the production entry, configured by a TOML file and
 //! `PALISADE_*` environment overrides.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use palisade::config::Config;
 use std::path::PathBuf;
@@ -80,9 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn demo(config: Config, new_agent_password: bool) -> anyhow::Result<()> {
     // Seed before starting, so the demo page is served with its widget key.
     palisade::app::prepare_data_dir(&config)?;
-    let seed_store = palisade_store::Store::connect(&config.database_url, 2)
-        .await
-        .context("opening the database")?;
+    let seed_store = palisade::app::open_store(&config, 2).await?;
     let passwords = palisade_identity::PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
     let tenant = palisade::demo::ensure(
         &seed_store,
