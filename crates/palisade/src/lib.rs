@@ -5,5 +5,6 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod keycmd;
 mod keys;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use palisade::config::Config;
+use palisade::keycmd::KeyCommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +30,55 @@ enum Command {
     Serve {
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Manage encryption keys; safe while the server runs.
+    Keys {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// Which installation an operator command works on.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// The configuration file the server runs with.
+    #[arg(long, global = true, conflicts_with = "data_dir")]
+    config: Option<PathBuf>,
+    /// The data directory (when the server runs on defaults plus environment).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Target {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(dir) = &self.data_dir {
+            env.push(("PALISADE_DATA_DIR".into(), dir.display().to_string()));
+        }
+        Ok(Config::load(self.config.as_deref(), env)?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Wrap every data key with a new master key (no data is re-encrypted).
+    RotateMaster,
+    /// Give a tenant a new active data key; older versions stay readable.
+    RotateData {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Delete a tenant's retired data keys that no row uses any more.
+    Purge {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show the master key id and a tenant's data-key versions.
+    Status {
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -71,6 +121,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let running = palisade::app::start(&config, None).await?;
             wait_for_signal().await;
             running.shutdown().await;
+            Ok(())
+        }
+        Command::Keys { target, action } => {
+            let config = target.load()?;
+            palisade::telemetry::init(config.log_format, "warn");
+            let command = match action {
+                KeysAction::RotateMaster => KeyCommand::RotateMaster,
+                KeysAction::RotateData { tenant } => KeyCommand::RotateData { tenant },
+                KeysAction::Purge { tenant } => KeyCommand::Purge { tenant },
+                KeysAction::Status { tenant } => KeyCommand::Status { tenant },
+            };
+            println!("{}", palisade::keycmd::run(&config, command).await?);
             Ok(())
         }
     }

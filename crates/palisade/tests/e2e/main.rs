@@ -6,6 +6,7 @@
 mod support;
 
 mod chat_flow;
+mod encryption;
 mod malformed;
 mod routing;
 mod tenancy;
