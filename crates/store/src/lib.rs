@@ -16,6 +16,7 @@
 //!   (see [`keyring`]); no plaintext of them is ever written to the database;
 //! - this crate knows nothing of HTTP, sessions or fan-out.
 
+mod audit;
 mod conversations;
 mod directory;
 pub mod keyring;
@@ -24,6 +25,7 @@ mod rows;
 pub mod testing;
 mod writer;
 
+pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
