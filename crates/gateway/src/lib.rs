@@ -11,6 +11,7 @@
 //! the loopback ops listener accepts connections.
 
 mod assets;
+mod audit;
 mod error;
 mod extract;
 mod metrics;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub visitor_tokens: Arc<VisitorTokens>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// Security events go here before the action they record.
+    pub audit: palisade_audit::Auditor,
 }
 
 impl AppState {

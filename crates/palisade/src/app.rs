@@ -4,6 +4,7 @@
 
 use crate::config::{Config, TlsSource};
 use anyhow::Context;
+use palisade_audit::{Auditor, CheckpointSigner};
 use palisade_chat::Chat;
 use palisade_crypto::KeyProvider;
 use palisade_gateway::{AppState, Metrics, ServeHandle, Settings};
@@ -21,6 +22,7 @@ pub struct Running {
     pub public: ServeHandle,
     pub ops_addr: SocketAddr,
     ops_task: tokio::task::JoinHandle<()>,
+    checkpoint_task: tokio::task::JoinHandle<()>,
     pub state: AppState,
     /// The certificate clients must trust (the internal CA's, or the
     /// operator's chain).
@@ -36,6 +38,11 @@ impl Running {
     pub async fn shutdown(self) {
         self.ops_task.abort();
         self.public.shutdown(Duration::from_secs(10)).await;
+        self.checkpoint_task.abort();
+        // Sign the tail, so a verifier can tell a clean stop from a cut log.
+        if let Err(err) = self.state.audit.checkpoint().await {
+            tracing::warn!(error = %err, "final audit checkpoint failed");
+        }
         self.state.chat.store().close().await;
     }
 }
@@ -74,6 +81,16 @@ pub async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result
         .context("opening the database (database.url)")
 }
 
+/// The audit log's appender, signing checkpoints with the key in
+/// `<data_dir>/keys/audit-signing.key` (created on first start).
+pub fn open_auditor(config: &Config, store: Store) -> anyhow::Result<Auditor> {
+    let path = config.data_dir.join("keys").join("audit-signing.key");
+    let seed = crate::keys::load_or_create(&path, 32)?;
+    let signer = CheckpointSigner::from_seed(&seed)
+        .with_context(|| format!("audit signing key {} is not 32 bytes", path.display()))?;
+    Ok(Auditor::new(store, signer, config.audit_checkpoints))
+}
+
 /// Opens (creating on first start) everything in `config.data_dir` and starts listening.
 pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::Result<Running> {
     install_crypto_provider();
@@ -109,7 +126,10 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         max_connections: config.max_connections,
         demo_widget_key,
     };
+    let audit = open_auditor(config, store.clone())?;
+    let checkpoint_task = audit.spawn_checkpoints();
     let state = AppState {
+        audit,
         chat: Chat::new(store),
         passwords: Arc::new(passwords),
         visitor_tokens: Arc::new(visitor_tokens),
@@ -126,6 +146,7 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         public,
         ops_addr,
         ops_task,
+        checkpoint_task,
         state,
         ca_cert_path: material.ca_cert_path.clone(),
     })

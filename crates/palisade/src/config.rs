@@ -36,6 +36,23 @@ pub struct RawConfig {
     database: RawDatabase,
     sessions: RawSessions,
     log: RawLog,
+    audit: RawAudit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    checkpoint_every_entries: u64,
+    checkpoint_every_secs: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            checkpoint_every_entries: 100,
+            checkpoint_every_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,9 +178,11 @@ pub struct Config {
     /// The master key from `PALISADE_MASTER_KEY` (base64); when absent the
     /// key file `<data_dir>/keys/master.key` is used. Never printed.
     pub master_key: Option<palisade_identity::SecretString>,
+    /// When the audit log is checkpointed (`[audit]`).
+    pub audit_checkpoints: palisade_audit::CheckpointPolicy,
 }
 
-const SECTIONS: [&str; 5] = ["server", "tls", "database", "sessions", "log"];
+const SECTIONS: [&str; 6] = ["server", "tls", "database", "sessions", "log", "audit"];
 const TOP_LEVEL: [&str; 1] = ["data_dir"];
 
 impl Config {
@@ -420,6 +439,19 @@ impl RawConfig {
             log_format,
             log_level: self.log.level,
             master_key: None,
+            audit_checkpoints: palisade_audit::CheckpointPolicy {
+                every_entries: positive(
+                    "audit.checkpoint_every_entries",
+                    self.audit.checkpoint_every_entries,
+                    "entries",
+                    1_000_000,
+                )? as i64,
+                every: secs(
+                    "audit.checkpoint_every_secs",
+                    self.audit.checkpoint_every_secs,
+                    86_400,
+                )?,
+            },
         })
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use anyhow::Context;
+use palisade_audit::{ActorKind, Event, Outcome};
 
 /// What to do with the keys.
 #[derive(Debug, Clone)]
@@ -23,9 +24,51 @@ pub enum KeyCommand {
 /// Runs `command` and returns what to print.
 pub async fn run(config: &Config, command: KeyCommand) -> anyhow::Result<String> {
     let store = crate::app::open_store(config, 2).await?;
+    let auditor = crate::app::open_auditor(config, store.clone())?;
+    let audited = match &command {
+        KeyCommand::RotateMaster => Some(("keys.rotate_master", "master key".to_owned())),
+        KeyCommand::RotateData { tenant } => Some(("keys.rotate_data", tenant.clone())),
+        KeyCommand::Purge { tenant } => Some(("keys.purge", tenant.clone())),
+        KeyCommand::Status { .. } => None,
+    };
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let event = |action: &'static str, target: &str, outcome| Event {
+        actor_kind: ActorKind::Operator,
+        actor_id: operator(),
+        tenant_id: None,
+        action,
+        target: target.to_owned(),
+        outcome,
+        source: "cli".into(),
+        request_id: request_id.clone(),
+    };
+    // Fail closed: nothing rotates unless the attempt is on record.
+    if let Some((action, target)) = &audited {
+        auditor
+            .record(event(action, target, Outcome::Started))
+            .await?;
+    }
     let result = run_on(&store, command).await;
+    if let Some((action, target)) = &audited {
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        auditor
+            .record(event(action, target, outcome))
+            .await
+            .context("the keys changed, but the audit entry saying so could not be written")?;
+    }
     store.close().await;
     result
+}
+
+/// Who runs the command, as the operating system names them.
+fn operator() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 async fn run_on(store: &palisade_store::Store, command: KeyCommand) -> anyhow::Result<String> {

@@ -3,6 +3,7 @@
 //! the end-to-end tests start exactly what an operator starts.
 
 pub mod app;
+pub mod auditcmd;
 pub mod config;
 pub mod demo;
 pub mod keycmd;

@@ -38,6 +38,34 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Verify or export the audit log.
+    Audit {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Check the chain and checkpoints; exit status 0 only when intact.
+    Verify {
+        /// Verify this export file instead of the database (needs --public-key).
+        #[arg(long, requires = "public_key")]
+        export: Option<PathBuf>,
+        /// The public key file (hex) to verify checkpoints with; for the
+        /// database, defaults to the installation's own key.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Write the log as JSON Lines (to --out, or standard output).
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the public key that verifies checkpoints (hex).
+    PublicKey,
 }
 
 /// Which installation an operator command works on.
@@ -133,6 +161,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 KeysAction::Status { tenant } => KeyCommand::Status { tenant },
             };
             println!("{}", palisade::keycmd::run(&config, command).await?);
+            Ok(())
+        }
+        Command::Audit { target, action } => {
+            use palisade::auditcmd;
+            let report = match action {
+                AuditAction::Verify {
+                    export: Some(file),
+                    public_key: Some(key),
+                } => auditcmd::verify_export(&file, &key)?.into_result()?,
+                AuditAction::Verify { public_key, .. } => {
+                    let config = target.load()?;
+                    palisade::telemetry::init(config.log_format, "warn");
+                    auditcmd::verify_installation(&config, public_key.as_deref())
+                        .await?
+                        .into_result()?
+                }
+                AuditAction::Export { out } => {
+                    let config = target.load()?;
+                    palisade::telemetry::init(config.log_format, "warn");
+                    let note = auditcmd::export(&config, out.as_deref()).await?;
+                    eprintln!("{note}");
+                    return Ok(());
+                }
+                AuditAction::PublicKey => auditcmd::public_key(&target.load()?)?,
+            };
+            println!("{report}");
             Ok(())
         }
     }

@@ -2,6 +2,7 @@
 //! an agent session whose role is owner or admin.
 
 use crate::AppState;
+use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AdminAuth, StrictJson};
 use axum::Json;
@@ -9,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use palisade_audit::{ActorKind, Outcome};
 use palisade_model::{Email, Role};
 use palisade_store::NewAgent;
 use serde::Deserialize;
@@ -47,6 +49,7 @@ struct NewAgentRequest {
 
 async fn create_agent(
     State(state): State<AppState>,
+    source: Source,
     AdminAuth(auth): AdminAuth,
     StrictJson(req): StrictJson<NewAgentRequest>,
 ) -> ApiResult<Response> {
@@ -79,11 +82,32 @@ async fn create_agent(
         role,
         password_hash: &hash,
     };
-    let agent = state
+    let by = &auth.agent;
+    let audited = |outcome, target: &str| {
+        event(
+            &source,
+            (ActorKind::Agent, by.id.as_str()),
+            Some(by.tenant_id.as_str()),
+            "agent.create",
+            target,
+            outcome,
+        )
+    };
+    // Fail closed: the account is created only once its creation is on record.
+    record(&state, audited(Outcome::Started, email.as_str())).await?;
+    let created = state
         .chat
         .store()
         .create_agent(&auth.agent.tenant_id, new)
-        .await?;
+        .await;
+    let agent = match created {
+        Ok(agent) => agent,
+        Err(err) => {
+            record_after(&state, audited(Outcome::Failure, email.as_str())).await;
+            return Err(err.into());
+        }
+    };
+    record_after(&state, audited(Outcome::Success, agent.id.as_str())).await;
     tracing::info!(by = %auth.agent.id, agent = %agent.id, role = role.as_str(), "agent created");
     Ok((StatusCode::CREATED, Json(agent)).into_response())
 }

@@ -4,6 +4,7 @@
 
 use super::{Page, SendBody, send_message};
 use crate::AppState;
+use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, SESSION_COOKIE, StrictJson, StrictQuery};
 use axum::Json;
@@ -11,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use palisade_audit::{ActorKind, Outcome};
 use palisade_identity::{random_token, sha256_hex};
 use palisade_model::{ConversationId, ConversationStatus, Email, now_millis};
 use palisade_store::SessionRecord;
@@ -49,12 +51,19 @@ const LOGIN_FAILED: ApiError = ApiError::Unauthorized("email or password is wron
 
 async fn login(
     State(state): State<AppState>,
+    source: Source,
     StrictJson(req): StrictJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let credentials = match Email::parse(&req.email) {
-        Ok(email) => state.chat.store().agent_credentials(&email).await?,
-        Err(_) => None,
+    let email = Email::parse(&req.email).ok();
+    let credentials = match &email {
+        Some(email) => state.chat.store().agent_credentials(email).await?,
+        None => None,
     };
+    // The attempted address is recorded only when it is a valid address: a
+    // password typed into the email field must not reach the log.
+    let attempted = email
+        .as_ref()
+        .map_or("(not an email address)", Email::as_str);
     let passwords = state.passwords.clone();
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
     let password = req.password;
@@ -64,8 +73,28 @@ async fn login(
             .await
             .map_err(ApiError::internal)?;
     let Some(credentials) = credentials.filter(|c| matched && c.active) else {
+        let failed = event(
+            &source,
+            (ActorKind::Anonymous, ""),
+            None,
+            "agent.login",
+            attempted,
+            Outcome::Failure,
+        );
+        record(&state, failed).await?;
         return Err(LOGIN_FAILED);
     };
+    // Fail closed: no audit entry, no session.
+    let agent = &credentials.agent;
+    let signed_in = event(
+        &source,
+        (ActorKind::Agent, agent.id.as_str()),
+        Some(agent.tenant_id.as_str()),
+        "agent.login",
+        attempted,
+        Outcome::Success,
+    );
+    record(&state, signed_in).await?;
 
     let token = random_token(32);
     let now = now_millis();
@@ -95,8 +124,24 @@ async fn login(
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-async fn logout(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Response> {
+async fn logout(
+    State(state): State<AppState>,
+    source: Source,
+    auth: AgentAuth,
+) -> ApiResult<Response> {
+    // Signing out is never refused for want of an audit entry: the entry is
+    // written after the session is gone, and a failure to write it is logged.
     state.chat.store().delete_session(&auth.token_hash).await?;
+    let agent = &auth.agent;
+    let signed_out = event(
+        &source,
+        (ActorKind::Agent, agent.id.as_str()),
+        Some(agent.tenant_id.as_str()),
+        "agent.logout",
+        agent.id.as_str(),
+        Outcome::Success,
+    );
+    record_after(&state, signed_out).await;
     let expired =
         format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     let cookie = HeaderValue::from_str(&expired).map_err(ApiError::internal)?;

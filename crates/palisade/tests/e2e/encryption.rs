@@ -3,10 +3,10 @@
 //! server runs; a wrong or missing master key stops start-up.
 
 use crate::support::*;
+use palisade::keycmd::KeyCommand;
 use palisade_store::Backend;
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
 
 /// A visitor session with a distinctive name, its conversation and socket.
 async fn visitor_with_name(server: &TestServer, tenant: &Tenant, name: &str) -> (String, WsStream) {
@@ -62,7 +62,7 @@ fn postgres_dump(database_url: &str) -> Vec<u8> {
         .rsplit("search_path%3D")
         .next()
         .expect("schema in url");
-    let out = Command::new("pg_dump")
+    let out = std::process::Command::new("pg_dump")
         .args(["--no-owner", "--schema", schema, "--dbname", base])
         .output()
         .expect("pg_dump runs (install postgresql-client)");
@@ -120,7 +120,7 @@ async fn message_text_and_visitor_details_never_reach_the_database_files() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn keys_cli_rotates_while_the_server_runs_and_every_message_stays_readable() {
     on_each_backend(|backend| async move {
         let server = TestServer::start(backend).await;
@@ -131,31 +131,25 @@ async fn keys_cli_rotates_while_the_server_runs_and_every_message_stays_readable
                 send_acked(&mut ws, &format!("c-{i}"), &format!("message number {i}")).await;
             }
         });
-        let cli = |args: &[&str]| {
-            let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
-                .arg("keys")
-                .args(args)
-                .arg("--data-dir")
-                .arg(&server.data_dir)
-                .env("PALISADE_DATABASE__URL", &server.database_url)
-                .env_remove("PALISADE_MASTER_KEY")
-                .output()
-                .expect("palisade binary runs");
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            text
+        // The operator commands, run in-process on the same data dir and
+        // database: what `palisade keys ...` runs. (Not the binary: the
+        // shared target directory's binary may belong to another checkout.)
+        let config = test_config(&server.data_dir, &server.database_url, &[]);
+        let cli = |command| {
+            let config = config.clone();
+            async move {
+                palisade::keycmd::run(&config, command)
+                    .await
+                    .expect("keys command succeeds")
+            }
         };
-        let rotated = tokio::task::block_in_place(|| {
-            let data = cli(&["rotate-data", "--tenant", "rotor"]);
-            let master = cli(&["rotate-master"]);
-            let data_again = cli(&["rotate-data", "--tenant", "rotor"]);
-            let status = cli(&["status", "--tenant", "rotor"]);
-            (data, master, data_again, status)
-        });
+        let slug = || "rotor".to_owned();
+        let rotated = (
+            cli(KeyCommand::RotateData { tenant: slug() }).await,
+            cli(KeyCommand::RotateMaster).await,
+            cli(KeyCommand::RotateData { tenant: slug() }).await,
+            cli(KeyCommand::Status { tenant: slug() }).await,
+        );
         assert!(
             rotated.0.contains("version 2 is now active"),
             "{}",
@@ -168,6 +162,20 @@ async fn keys_cli_rotates_while_the_server_runs_and_every_message_stays_readable
             rotated.2
         );
         assert!(rotated.3.contains("version 3: active"), "{}", rotated.3);
+        let store = server.running.state.audit.store();
+        let actions: Vec<String> = store
+            .audit_records(0, 100)
+            .await
+            .expect("audit readable")
+            .into_iter()
+            .filter(|r| r.action.starts_with("keys."))
+            .map(|r| format!("{} {}", r.action, r.outcome))
+            .collect();
+        assert_eq!(
+            actions.len(),
+            6,
+            "each rotation is audited before and after: {actions:?}"
+        );
         sender
             .await
             .expect("every send acknowledged during rotations");

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod audit;
 mod chat_flow;
 mod encryption;
 mod malformed;
