@@ -23,11 +23,13 @@ pub mod keyring;
 mod legacy;
 mod rows;
 pub mod testing;
+mod vault;
 mod writer;
 
 pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
+pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 
 use keyring::KeyRing;
@@ -222,7 +224,15 @@ impl Store {
     /// `now`; returns the versions deleted.
     pub async fn purge_retired_data_keys(&self, tenant: &TenantId, now: i64) -> Result<Vec<i64>> {
         let found = sqlx::query(
-            "DELETE FROM data_keys WHERE tenant_id = $1 AND state = 'retired'              AND retired_at <= $2              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = $1                  AND m.key_version = data_keys.version)              AND NOT EXISTS (SELECT 1 FROM visitors v WHERE v.tenant_id = $1                  AND v.key_version = data_keys.version)              RETURNING version",
+            "DELETE FROM data_keys WHERE tenant_id = $1 AND state = 'retired' \
+             AND retired_at <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = $1 \
+                 AND m.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM visitors v WHERE v.tenant_id = $1 \
+                 AND v.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM vault_versions s WHERE s.scope = $1 \
+                 AND s.key_version = data_keys.version) \
+             RETURNING version",
         )
         .bind(tenant.as_str())
         .bind(now - PURGE_GRACE_MILLIS)
