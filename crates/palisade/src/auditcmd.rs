@@ -48,7 +48,7 @@ pub async fn verify_installation(
     public_key: Option<&Path>,
 ) -> anyhow::Result<Verdict> {
     let store = crate::app::open_store(config, 2).await?;
-    let auditor = crate::app::open_auditor(config, store.clone())?;
+    let (auditor, _) = crate::app::open_auditor(config, store.clone(), "cli").await?;
     let key = match public_key {
         Some(path) => read_public_key(path)?,
         None => auditor.public_key(),
@@ -79,7 +79,7 @@ pub fn verify_export(file: &Path, public_key: &Path) -> anyhow::Result<Verdict> 
 /// Writes the log as JSON Lines to `out` (a file, or standard output).
 pub async fn export(config: &Config, out: Option<&Path>) -> anyhow::Result<String> {
     let store = crate::app::open_store(config, 2).await?;
-    let auditor = crate::app::open_auditor(config, store.clone())?;
+    let (auditor, _) = crate::app::open_auditor(config, store.clone(), "cli").await?;
     let written = match out {
         Some(path) => {
             let mut file = std::io::BufWriter::new(
@@ -99,10 +99,9 @@ pub async fn export(config: &Config, out: Option<&Path>) -> anyhow::Result<Strin
 }
 
 /// The public key that verifies this installation's checkpoints, in hex.
-pub fn public_key(config: &Config) -> anyhow::Result<String> {
-    let path = config.data_dir.join("keys").join("audit-signing.key");
-    let seed = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let signer = palisade_audit::CheckpointSigner::from_seed(&seed)
-        .with_context(|| format!("{} is not 32 bytes", path.display()))?;
-    Ok(signer.public_key().to_hex())
+pub async fn public_key(config: &Config) -> anyhow::Result<String> {
+    let store = crate::app::open_store(config, 2).await?;
+    let (auditor, _) = crate::app::open_auditor(config, store.clone(), "cli").await?;
+    store.close().await;
+    Ok(auditor.public_key().to_hex())
 }

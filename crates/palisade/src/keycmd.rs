@@ -24,7 +24,7 @@ pub enum KeyCommand {
 /// Runs `command` and returns what to print.
 pub async fn run(config: &Config, command: KeyCommand) -> anyhow::Result<String> {
     let store = crate::app::open_store(config, 2).await?;
-    let auditor = crate::app::open_auditor(config, store.clone())?;
+    let (auditor, _) = crate::app::open_auditor(config, store.clone(), "cli").await?;
     let audited = match &command {
         KeyCommand::RotateMaster => Some(("keys.rotate_master", "master key".to_owned())),
         KeyCommand::RotateData { tenant } => Some(("keys.rotate_data", tenant.clone())),

@@ -7,5 +7,4 @@ pub mod auditcmd;
 pub mod config;
 pub mod demo;
 pub mod keycmd;
-mod keys;
 pub mod telemetry;

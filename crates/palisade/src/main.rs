@@ -184,7 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("{note}");
                     return Ok(());
                 }
-                AuditAction::PublicKey => auditcmd::public_key(&target.load()?)?,
+                AuditAction::PublicKey => auditcmd::public_key(&target.load()?).await?,
             };
             println!("{report}");
             Ok(())

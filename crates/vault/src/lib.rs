@@ -379,3 +379,196 @@ impl Vault {
         Ok(self.store.vault_secret(scope, name).await?.is_some())
     }
 }
+
+/// How a platform secret was found at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Already in the vault.
+    Stored,
+    /// Imported from a key file of an older data directory (then removed).
+    Imported,
+    /// Made fresh: no vault entry and no key file.
+    Generated,
+}
+
+/// Start-up access to a platform secret that the audit log itself needs (its
+/// signing key), before an [`Auditor`] exists: the current value, importing
+/// `legacy_file` or generating `len` random bytes when the vault has none.
+/// The caller must record the returned access in the audit log as soon as
+/// it can, and refuse to start if it cannot (see [`Vault::record_bootstrap`]).
+pub async fn bootstrap_platform_secret(
+    store: &Store,
+    name: &str,
+    legacy_file: &std::path::Path,
+    len: usize,
+    policy: &Policy,
+) -> Result<(SecretValue, Origin), VaultError> {
+    check_name(name)?;
+    let scope = PLATFORM_SCOPE;
+    if let Some(meta) = store.vault_secret(scope, name).await? {
+        let encoded = Zeroizing::new(store.vault_open(scope, name, meta.current_version).await?);
+        let bytes = STANDARD
+            .decode(encoded.as_bytes())
+            .map_err(|_| StoreError::Corrupt(format!("vault value {name} is not base64")))?;
+        let value = SecretValue {
+            version: meta.current_version,
+            bytes: Zeroizing::new(bytes),
+        };
+        return Ok((value, Origin::Stored));
+    }
+    let (bytes, origin) = match std::fs::read(legacy_file) {
+        Ok(bytes) if bytes.len() == len => (Zeroizing::new(bytes), Origin::Imported),
+        Ok(bytes) => {
+            return Err(StoreError::Corrupt(format!(
+                "key file {} holds {} bytes, expected {len}; fix or remove it",
+                legacy_file.display(),
+                bytes.len()
+            ))
+            .into());
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = Zeroizing::new(vec![0u8; len]);
+            getrandom::fill(&mut bytes)
+                .map_err(|e| StoreError::Corrupt(format!("no randomness from the OS: {e}")))?;
+            (bytes, Origin::Generated)
+        }
+        Err(err) => {
+            return Err(StoreError::Corrupt(format!(
+                "reading key file {}: {err}",
+                legacy_file.display()
+            ))
+            .into());
+        }
+    };
+    let encoded = Zeroizing::new(STANDARD.encode(&bytes[..]));
+    let version = store
+        .vault_put(VaultWrite {
+            scope,
+            name,
+            policy: &policy.to_json(),
+            value: &encoded,
+            created_by: "system:bootstrap",
+            expires_at: None,
+            previous_valid_until: now_millis(),
+        })
+        .await;
+    let version = match version {
+        Ok(version) => version,
+        // Another process bootstrapped it first: use theirs.
+        Err(_) if store.vault_secret(scope, name).await?.is_some() => {
+            return Box::pin(bootstrap_platform_secret(
+                store,
+                name,
+                legacy_file,
+                len,
+                policy,
+            ))
+            .await;
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if origin == Origin::Imported {
+        remove_imported(legacy_file);
+    }
+    let value = SecretValue { version, bytes };
+    Ok((value, origin))
+}
+
+/// Removes a key file whose content now lives in the vault, so no plaintext
+/// copy stays on disk. A failure is reported, not fatal: the vault is the
+/// source of truth from now on.
+fn remove_imported(path: &std::path::Path) {
+    if let Err(err) = std::fs::remove_file(path) {
+        tracing::warn!(
+            file = %path.display(),
+            error = %err,
+            "key file imported into the vault but not removed; delete it by hand"
+        );
+    }
+}
+
+/// Start-up access to a platform secret once the audit log works: imports
+/// `legacy_file` (then removes it) or generates `len` random bytes when the
+/// vault has no such secret, then reads the values still valid (current
+/// first), all audited as `access`.
+pub async fn ensure_platform_secret(
+    vault: &Vault,
+    name: &str,
+    legacy_file: &std::path::Path,
+    len: usize,
+    policy: Policy,
+    access: &Access,
+) -> Result<(Vec<SecretValue>, Origin), VaultError> {
+    let scope = PLATFORM_SCOPE;
+    let origin = if vault.exists(scope, name).await? {
+        Origin::Stored
+    } else {
+        match std::fs::read(legacy_file) {
+            Ok(bytes) if bytes.len() == len => {
+                let bytes = Zeroizing::new(bytes);
+                let mut import = access.clone();
+                import.reason = format!("import of key file {}", legacy_file.display());
+                vault
+                    .write(scope, name, &bytes, Some(policy), &import)
+                    .await?;
+                remove_imported(legacy_file);
+                Origin::Imported
+            }
+            Ok(bytes) => {
+                return Err(StoreError::Corrupt(format!(
+                    "key file {} holds {} bytes, expected {len}; fix or remove it",
+                    legacy_file.display(),
+                    bytes.len()
+                ))
+                .into());
+            }
+            Err(_) => {
+                let mut bytes = Zeroizing::new(vec![0u8; len]);
+                getrandom::fill(&mut bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("no randomness from the OS: {e}")))?;
+                let mut create = access.clone();
+                create.reason = "generated at first start".into();
+                vault
+                    .write(scope, name, &bytes, Some(policy), &create)
+                    .await?;
+                Origin::Generated
+            }
+        }
+    };
+    Ok((vault.read_valid(scope, name, access).await?, origin))
+}
+
+impl Vault {
+    /// Records a start-up access made by [`bootstrap_platform_secret`].
+    pub async fn record_bootstrap(
+        &self,
+        name: &str,
+        version: i64,
+        origin: Origin,
+        access: &Access,
+    ) -> Result<(), VaultError> {
+        let scope = PLATFORM_SCOPE;
+        if origin != Origin::Stored {
+            let what = match origin {
+                Origin::Imported => "imported from its key file",
+                _ => "generated at first start",
+            };
+            self.audit(
+                access,
+                scope,
+                "vault.write",
+                format!("{name} v{version} {what}"),
+                Outcome::Success,
+            )
+            .await?;
+        }
+        self.audit(
+            access,
+            scope,
+            "vault.read",
+            format!("{name} v{version}"),
+            Outcome::Success,
+        )
+        .await
+    }
+}

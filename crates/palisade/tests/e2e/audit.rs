@@ -41,6 +41,7 @@ async fn security_events_are_recorded_and_the_chain_verifies_until_edited() {
         assert_eq!(status, 204);
 
         let records = server.running.state.audit.store().audit_records(0, 100).await.expect("read");
+        let records: Vec<_> = records.into_iter().filter(|r| r.action.starts_with("agent.")).collect();
         let seen: Vec<(String, String)> = records.iter().map(|r| (r.action.clone(), r.outcome.clone())).collect();
         let expected = [
             ("agent.login", "failure"),
@@ -59,23 +60,26 @@ async fn security_events_are_recorded_and_the_chain_verifies_until_edited() {
         // (in-process: the shared target directory's binary may belong to
         // another checkout).
         let report = verify_installation(&server).await.expect("intact");
-        assert!(report.contains("intact: 5 entries"), "{report}");
+        assert!(report.starts_with("audit log intact"), "{report}");
         let config = test_config(&server.data_dir, &server.database_url, &[]);
         let export_file = server.data_dir.join("audit.jsonl");
         let key_file = server.data_dir.join("audit.pub");
         auditcmd::export(&config, Some(&export_file)).await.expect("export");
-        let public = auditcmd::public_key(&config).expect("public key");
+        let public = auditcmd::public_key(&config).await.expect("public key");
         std::fs::write(&key_file, public).expect("key file");
         let offline = auditcmd::verify_export(&export_file, &key_file).expect("readable");
         assert!(offline.into_result().is_ok(), "the export verifies offline");
 
         let mut conn = raw(&server).await;
-        sqlx::query("UPDATE audit_log SET outcome = 'success' WHERE seq = 1")
+        let failed_login = records[0].seq;
+        sqlx::query("UPDATE audit_log SET outcome = 'success' WHERE seq = $1")
+            .bind(failed_login)
             .execute(&mut conn)
             .await
             .expect("tamper");
         let report = verify_installation(&server).await.expect_err("an edited log fails");
-        assert!(report.contains("entry 1: its content was altered"), "{report}");
+        let expected = format!("entry {failed_login}: its content was altered");
+        assert!(report.contains(&expected), "{report}");
         server.stop().await;
     })
     .await;
@@ -115,6 +119,93 @@ async fn sign_in_is_refused_when_the_audit_log_cannot_be_written() {
             .await
             .expect("repair");
         let _agent = server.agent(&tenant).await;
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn key_files_of_an_older_data_dir_are_imported_into_the_vault_and_removed() {
+    on_each_backend(|backend| async move {
+        let data_dir = temp_dir("legacy");
+        let keys = data_dir.join("keys");
+        std::fs::create_dir_all(&keys).expect("keys dir");
+        let write_key = |name: &str, byte: u8| {
+            let path = keys.join(name);
+            std::fs::write(&path, [byte; 32]).expect("key file");
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+            std::fs::set_permissions(&path, mode).expect("chmod");
+            path
+        };
+        let visitor_file = write_key("visitor-token.key", 5);
+        let audit_file = write_key("audit-signing.key", 6);
+        let url = palisade_store::testing::fresh_url(backend, &data_dir)
+            .await
+            .expect("db");
+        let server = TestServer::start_with(data_dir.clone(), url).await;
+
+        assert!(
+            !visitor_file.exists() && !audit_file.exists(),
+            "plaintext key files removed"
+        );
+        let old_tokens = palisade_identity::VisitorTokens::new(&[5; 32]).expect("key");
+        let claims = palisade_identity::VisitorClaims {
+            tenant_id: palisade_model::TenantId::from_raw("t"),
+            widget_id: palisade_model::WidgetId::from_raw("w"),
+            visitor_id: palisade_model::VisitorId::from_raw("v"),
+            expires_at: i64::MAX,
+        };
+        let token = old_tokens.issue(&claims);
+        assert!(
+            server
+                .running
+                .state
+                .visitor_tokens
+                .verify(&token, 0)
+                .is_ok(),
+            "imported key signs"
+        );
+        let expected = palisade_audit::CheckpointSigner::from_seed(&[6; 32])
+            .expect("seed")
+            .public_key();
+        assert_eq!(
+            server.running.state.audit.public_key(),
+            expected,
+            "imported audit key signs"
+        );
+
+        let records = server
+            .running
+            .state
+            .audit
+            .store()
+            .audit_records(0, 100)
+            .await
+            .expect("audit");
+        let vault_log: Vec<String> = records
+            .iter()
+            .filter(|r| r.action.starts_with("vault."))
+            .map(|r| format!("{} {}", r.action, r.target))
+            .collect();
+        assert!(
+            vault_log
+                .iter()
+                .any(|l| l.starts_with("vault.write audit.signing-key v1 imported")),
+            "{vault_log:?}"
+        );
+        assert!(
+            vault_log
+                .iter()
+                .any(|l| l.starts_with("vault.write visitor-token.hmac-key")
+                    && l.contains("import of key file")),
+            "{vault_log:?}"
+        );
+        assert!(
+            vault_log
+                .iter()
+                .any(|l| l.starts_with("vault.read visitor-token.hmac-key v1")),
+            "{vault_log:?}"
+        );
         server.stop().await;
     })
     .await;
