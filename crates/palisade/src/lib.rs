@@ -8,3 +8,4 @@ pub mod config;
 pub mod demo;
 pub mod keycmd;
 pub mod telemetry;
+pub mod vaultcmd;

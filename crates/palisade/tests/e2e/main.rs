@@ -11,3 +11,4 @@ mod encryption;
 mod malformed;
 mod routing;
 mod tenancy;
+mod vault;
