@@ -292,3 +292,39 @@ async fn recording_fails_closed_when_the_log_cannot_be_written() {
         .expect_err("closed store refuses");
     assert!(err.to_string().contains("was not performed"), "{err}");
 }
+
+#[tokio::test]
+async fn a_time_based_checkpoint_signs_the_head_only_when_entries_were_added() {
+    for backend in backends() {
+        let url = fresh_url(backend, &temp_dir())
+            .await
+            .expect("fresh database");
+        let store = Store::connect(&url, 4, memory_keys()).await.expect("store");
+        let policy = CheckpointPolicy {
+            every_entries: 1000,
+            every: Duration::ZERO,
+        };
+        let auditor = Auditor::new(store, signer(1), policy);
+        assert_eq!(
+            auditor.checkpoint_if_due().await.expect("runs"),
+            None,
+            "empty log"
+        );
+        auditor.record(event(1)).await.expect("recorded");
+        auditor.record(event(2)).await.expect("recorded");
+        assert_eq!(
+            auditor.checkpoint_if_due().await.expect("runs"),
+            Some(2),
+            "{backend:?}"
+        );
+        assert_eq!(
+            auditor.checkpoint_if_due().await.expect("runs"),
+            None,
+            "nothing new"
+        );
+        let (_, found) = verify_store(auditor.store(), &auditor.public_key())
+            .await
+            .expect("read");
+        assert!(found.is_empty(), "{found:?}");
+    }
+}

@@ -32,7 +32,7 @@ pub enum KeyError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0} cannot create or replace a master key; {1}")]
+    #[error("{0} cannot stage a new master key: {1}")]
     Unsupported(String, &'static str),
     #[error(transparent)]
     Seal(#[from] SealError),
@@ -54,7 +54,9 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
         let _ = next;
         Err(KeyError::Unsupported(
             self.describe(),
-            "change the key at its source and restart",
+            "rotating a master key held outside the data directory is not supported yet; \
+             use the key file <data_dir>/keys/master.key to rotate with `palisade keys \
+             rotate-master`",
         ))
     }
 
@@ -67,7 +69,7 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     fn promote(&self) -> Result<(), KeyError> {
         Err(KeyError::Unsupported(
             self.describe(),
-            "change the key at its source and restart",
+            "it has no staged key to promote",
         ))
     }
 }
