@@ -60,8 +60,12 @@ impl Auditor {
         let signer = self.signer.clone();
         let every = self.policy.every_entries.max(1);
         let build = move |head: &AuditHead| {
+            let seq = head
+                .seq
+                .checked_add(1)
+                .ok_or("the audit log's sequence number is at its maximum")?;
             let mut record = AuditRecord {
-                seq: head.seq + 1,
+                seq,
                 at: now_millis(),
                 actor_kind: event.actor_kind.as_str().to_owned(),
                 actor_id: event.actor_id,
@@ -75,7 +79,7 @@ impl Auditor {
                 hash: String::new(),
             };
             record.hash = entry_hash(&record);
-            let checkpoint = (record.seq - head.checkpoint_seq >= every)
+            let checkpoint = (record.seq.saturating_sub(head.checkpoint_seq) >= every)
                 .then(|| checkpoint_for(&signer, record.seq, &record.hash));
             Ok((record, checkpoint))
         };
@@ -91,7 +95,7 @@ impl Auditor {
     /// Signs a checkpoint when the time policy says one is due.
     pub async fn checkpoint_if_due(&self) -> Result<Option<i64>, AuditError> {
         let every = i64::try_from(self.policy.every.as_millis()).unwrap_or(i64::MAX);
-        self.checkpoint_when(move |head| now_millis() - head.checkpoint_at >= every)
+        self.checkpoint_when(move |head| now_millis().saturating_sub(head.checkpoint_at) >= every)
             .await
     }
 

@@ -27,6 +27,8 @@ pub enum Problem {
         position: usize,
         after: i64,
     },
+    #[error("entry {seq}: sequence numbers start at 1, so it was injected")]
+    OutOfRange { seq: i64 },
     #[error("entry {seq} appears more than once")]
     Duplicate { seq: i64 },
     #[error(
@@ -91,6 +93,10 @@ pub fn verify(
     let mut expected = 1;
     let mut previous: Option<&AuditRecord> = None;
     for record in &sorted {
+        if record.seq < 1 {
+            problems.push(Problem::OutOfRange { seq: record.seq });
+            continue;
+        }
         if record.seq > expected {
             problems.push(Problem::Missing {
                 first: expected,
@@ -108,7 +114,7 @@ pub fn verify(
                 previous: record.seq - 1,
             });
         }
-        expected = record.seq + 1;
+        expected = record.seq.saturating_add(1);
         previous = Some(record);
     }
     let last = expected - 1;

@@ -328,3 +328,24 @@ async fn a_time_based_checkpoint_signs_the_head_only_when_entries_were_added() {
         assert!(found.is_empty(), "{found:?}");
     }
 }
+
+#[test]
+fn injected_lines_with_impossible_sequence_numbers_are_reported_not_panicking() {
+    let key = signer(1).public_key();
+    let line = |seq: i64| {
+        format!(
+            "{{\"type\":\"entry\",\"seq\":{seq},\"at\":0,\"actor_kind\":\"agent\",\"actor_id\":\"a\",\
+             \"tenant_id\":null,\"action\":\"x\",\"target\":\"\",\"outcome\":\"success\",\"source\":\"\",\
+             \"request_id\":\"\",\"prev_hash\":\"\",\"hash\":\"\"}}"
+        )
+    };
+    let text = [line(i64::MAX), line(i64::MIN), line(0)].join("\n");
+    let (records, checkpoints, witnesses) = parse_export(&text).expect("parses");
+    let found = verify(&records, &checkpoints, &key, &witnesses);
+    assert!(
+        found.contains(&Problem::OutOfRange { seq: i64::MIN }),
+        "{found:?}"
+    );
+    assert!(found.contains(&Problem::OutOfRange { seq: 0 }), "{found:?}");
+    assert!(found.contains(&Problem::NoSignedEnd), "{found:?}");
+}

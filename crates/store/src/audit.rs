@@ -96,7 +96,7 @@ impl Store {
         .await?;
         let current = head(&row)?;
         let (entry, checkpoint) = build(&current).map_err(StoreError::Corrupt)?;
-        if entry.seq != current.seq + 1 || entry.prev_hash != current.hash {
+        if Some(entry.seq) != current.seq.checked_add(1) || entry.prev_hash != current.hash {
             return Err(StoreError::Corrupt(
                 "audit entry does not extend the chain's head".into(),
             ));
