@@ -12,6 +12,7 @@
 
 pub mod access;
 mod assets;
+mod audit;
 mod error;
 mod extract;
 mod metrics;
@@ -91,6 +92,8 @@ pub struct AppState {
     /// sockets close at once instead of at the next keep-alive check.
     pub ended_sessions: tokio::sync::broadcast::Sender<String>,
     pub login_throttle: Arc<LoginThrottle>,
+    /// Security events go here before the action they record.
+    pub audit: palisade_audit::Auditor,
 }
 
 impl AppState {

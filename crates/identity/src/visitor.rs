@@ -36,10 +36,12 @@ pub enum VisitorTokenError {
     Expired,
 }
 
-/// Issues and checks visitor tokens under one server key.
+/// Issues visitor tokens under the current server key and checks them under
+/// it or a previous key still inside its rotation overlap.
 #[derive(Clone)]
 pub struct VisitorTokens {
     key: Vec<u8>,
+    previous: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for VisitorTokens {
@@ -51,12 +53,23 @@ impl std::fmt::Debug for VisitorTokens {
 impl VisitorTokens {
     /// `key` must be at least 32 random bytes.
     pub fn new(key: &[u8]) -> Option<Self> {
-        (key.len() >= 32).then(|| Self { key: key.to_vec() })
+        Self::with_previous(key, &[])
+    }
+
+    /// Issues with `key`; also accepts tokens signed with any of `previous`.
+    /// Every key must be at least 32 bytes.
+    pub fn with_previous(key: &[u8], previous: &[&[u8]]) -> Option<Self> {
+        if key.len() < 32 || previous.iter().any(|k| k.len() < 32) {
+            return None;
+        }
+        Some(Self {
+            key: key.to_vec(),
+            previous: previous.iter().map(|k| k.to_vec()).collect(),
+        })
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        #[allow(clippy::expect_used, reason = "HMAC takes keys of any length")]
-        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts any key length")
+        mac_with(&self.key)
     }
 
     pub fn issue(&self, claims: &VisitorClaims) -> String {
@@ -81,11 +94,15 @@ impl VisitorTokens {
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| VisitorTokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(PREFIX.as_bytes());
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| VisitorTokenError::BadSignature)?;
+        let genuine = std::iter::once(&self.key).chain(&self.previous).any(|key| {
+            let mut mac = mac_with(key);
+            mac.update(PREFIX.as_bytes());
+            mac.update(payload.as_bytes());
+            mac.verify_slice(&signature).is_ok()
+        });
+        if !genuine {
+            return Err(VisitorTokenError::BadSignature);
+        }
         let json = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| VisitorTokenError::Malformed)?;
@@ -96,6 +113,11 @@ impl VisitorTokens {
         }
         Ok(claims)
     }
+}
+
+fn mac_with(key: &[u8]) -> Hmac<Sha256> {
+    #[allow(clippy::expect_used, reason = "HMAC takes keys of any length")]
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length")
 }
 
 #[cfg(test)]
@@ -148,6 +170,19 @@ mod tests {
         for junk in ["", "v1.", "v1.a", "v2.a.b", "v1.!!.??"] {
             assert!(tokens.verify(junk, 1_000).is_err(), "{junk}");
         }
+    }
+
+    #[test]
+    fn tokens_signed_with_a_previous_key_still_verify_during_the_overlap() {
+        let old = VisitorTokens::new(&[7; 32]).expect("key");
+        let token = old.issue(&claims(i64::MAX));
+        let rotated = VisitorTokens::with_previous(&[8; 32], &[&[7; 32]]).expect("keys");
+        assert!(rotated.verify(&token, 0).is_ok());
+        let after_overlap = VisitorTokens::new(&[8; 32]).expect("key");
+        assert!(matches!(
+            after_overlap.verify(&token, 0),
+            Err(VisitorTokenError::BadSignature)
+        ));
     }
 
     #[test]

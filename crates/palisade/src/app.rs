@@ -4,10 +4,13 @@
 
 use crate::config::{Config, TlsSource};
 use anyhow::Context;
+use palisade_audit::{ActorKind, Auditor, CheckpointSigner};
 use palisade_chat::Chat;
+use palisade_crypto::KeyProvider;
 use palisade_gateway::{AppState, Metrics, ServeHandle, Settings};
 use palisade_identity::{PasswordHasher, VisitorTokens};
 use palisade_store::Store;
+use palisade_vault::{Access, Policy, Principal, Vault};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -20,6 +23,7 @@ pub struct Running {
     pub public: ServeHandle,
     pub ops_addr: SocketAddr,
     ops_task: tokio::task::JoinHandle<()>,
+    checkpoint_task: tokio::task::JoinHandle<()>,
     pub state: AppState,
     /// The certificate clients must trust (the internal CA's, or the
     /// operator's chain).
@@ -35,6 +39,11 @@ impl Running {
     pub async fn shutdown(self) {
         self.ops_task.abort();
         self.public.shutdown(Duration::from_secs(10)).await;
+        self.checkpoint_task.abort();
+        // Sign the tail, so a verifier can tell a clean stop from a cut log.
+        if let Err(err) = self.state.audit.checkpoint().await {
+            tracing::warn!(error = %err, "final audit checkpoint failed");
+        }
         self.state.chat.store().close().await;
     }
 }
@@ -54,12 +63,106 @@ pub fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the master key comes from: `PALISADE_MASTER_KEY` when set, else
+/// the key file `<data_dir>/keys/master.key`.
+pub fn key_provider(config: &Config) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    let env = config.master_key.as_ref().map(|k| k.expose().to_owned());
+    let provider =
+        palisade_crypto::provider_for(&config.data_dir, env).context("reading the master key")?;
+    Ok(Arc::from(provider))
+}
+
+/// Opens the database with the configured master key; a missing or wrong
+/// key over existing data stops here, saying which key and where.
+pub async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<Store> {
+    prepare_data_dir(config)?;
+    let keys = key_provider(config)?;
+    Store::connect(&config.database_url, max_connections, keys)
+        .await
+        .context("opening the database (database.url)")
+}
+
+/// The vault name of the key that signs audit checkpoints.
+pub const AUDIT_SIGNING_KEY: &str = "audit.signing-key";
+/// The vault name of the key that signs visitor tokens.
+pub const VISITOR_TOKEN_KEY: &str = "visitor-token.hmac-key";
+
+/// An access by Palisade itself, for the audit log.
+pub fn system_access(component: &str, reason: &str, source: &str) -> Access {
+    Access {
+        actor_kind: ActorKind::System,
+        actor_id: "palisade".into(),
+        principal: Principal::System(component.into()),
+        source: source.into(),
+        reason: reason.into(),
+        request_id: uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
+
+/// The audit log's appender and the vault. The checkpoint signing key lives
+/// in the vault (imported from `<data_dir>/keys/audit-signing.key` by older
+/// data directories, then that file is removed); its read at start-up is
+/// the first thing audited, and start-up stops if it cannot be.
+pub async fn open_auditor(
+    config: &Config,
+    store: Store,
+    source: &str,
+) -> anyhow::Result<(Auditor, Vault)> {
+    let legacy = config.data_dir.join("keys").join("audit-signing.key");
+    let policy = Policy {
+        readers: vec!["system:audit".into()],
+        ..Policy::default()
+    };
+    let (seed, origin) =
+        palisade_vault::bootstrap_platform_secret(&store, AUDIT_SIGNING_KEY, &legacy, 32, &policy)
+            .await
+            .context("loading the audit signing key from the vault")?;
+    let signer = CheckpointSigner::from_seed(seed.expose())
+        .context("the audit signing key in the vault is not 32 bytes")?;
+    let auditor = Auditor::new(store.clone(), signer, config.audit_checkpoints);
+    let vault = Vault::new(store, auditor.clone());
+    let access = system_access("audit", "sign audit checkpoints", source);
+    vault
+        .record_bootstrap(AUDIT_SIGNING_KEY, seed.version, origin, &access)
+        .await
+        .context("recording the audit signing key's use")?;
+    Ok((auditor, vault))
+}
+
+/// The visitor-token keys: the current one and any replaced one still in
+/// its overlap (as long as a token lives), from the vault; an older data
+/// directory's `keys/visitor-token.key` is imported on first start.
+async fn visitor_tokens(config: &Config, vault: &Vault) -> anyhow::Result<VisitorTokens> {
+    let policy = Policy {
+        overlap_secs: config.visitor_token_ttl.as_secs(),
+        readers: vec!["system:gateway".into()],
+        ..Policy::default()
+    };
+    let legacy = config.data_dir.join("keys").join("visitor-token.key");
+    let access = system_access("gateway", "sign and check visitor tokens", "internal");
+    let (keys, _) = palisade_vault::ensure_platform_secret(
+        vault,
+        VISITOR_TOKEN_KEY,
+        &legacy,
+        32,
+        policy,
+        &access,
+    )
+    .await
+    .context("loading the visitor token key from the vault")?;
+    let (current, previous) = keys
+        .split_first()
+        .context("the vault returned no visitor token key")?;
+    let previous: Vec<&[u8]> = previous.iter().map(|k| k.expose()).collect();
+    VisitorTokens::with_previous(current.expose(), &previous)
+        .context("a visitor token key in the vault is shorter than 32 bytes")
+}
+
 /// Opens (creating on first start) everything in `config.data_dir` and starts listening.
 pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::Result<Running> {
     install_crypto_provider();
     let data_dir = &config.data_dir;
     prepare_data_dir(config)?;
-    let keys_dir = data_dir.join("keys");
 
     let material = match &config.tls {
         TlsSource::InternalCa { names } => {
@@ -71,14 +174,9 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
     let tls = palisade_gateway::server_config(material.cert_chain()?, material.private_key()?)
         .context("building the TLS configuration")?;
 
-    let visitor_key = crate::keys::load_or_create(&keys_dir.join("visitor-token.key"), 32)?;
-    let visitor_tokens =
-        VisitorTokens::new(&visitor_key).context("visitor token key is too short")?;
     let passwords = PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let store = Store::connect(&config.database_url, config.database_max_connections)
-        .await
-        .context("opening the database (database.url)")?;
+    let store = open_store(config, config.database_max_connections).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 
     let settings = Settings {
@@ -92,7 +190,11 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         max_connections: config.max_connections,
         demo_widget_key,
     };
+    let (audit, vault) = open_auditor(config, store.clone(), "internal").await?;
+    let visitor_tokens = visitor_tokens(config, &vault).await?;
+    let checkpoint_task = audit.spawn_checkpoints();
     let state = AppState {
+        audit,
         chat: Chat::new(store),
         passwords: Arc::new(passwords),
         password_slots: Arc::new(tokio::sync::Semaphore::new(
@@ -114,6 +216,7 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         public,
         ops_addr,
         ops_task,
+        checkpoint_task,
         state,
         ca_cert_path: material.ca_cert_path.clone(),
     })

@@ -36,6 +36,23 @@ pub struct RawConfig {
     database: RawDatabase,
     sessions: RawSessions,
     log: RawLog,
+    audit: RawAudit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    checkpoint_every_entries: u64,
+    checkpoint_every_secs: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            checkpoint_every_entries: 100,
+            checkpoint_every_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,9 +187,14 @@ pub struct Config {
     pub visitor_token_ttl: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// The master key from `PALISADE_MASTER_KEY` (base64); when absent the
+    /// key file `<data_dir>/keys/master.key` is used. Never printed.
+    pub master_key: Option<palisade_identity::SecretString>,
+    /// When the audit log is checkpointed (`[audit]`).
+    pub audit_checkpoints: palisade_audit::CheckpointPolicy,
 }
 
-const SECTIONS: [&str; 5] = ["server", "tls", "database", "sessions", "log"];
+const SECTIONS: [&str; 6] = ["server", "tls", "database", "sessions", "log", "audit"];
 const TOP_LEVEL: [&str; 1] = ["data_dir"];
 
 impl Config {
@@ -194,10 +216,17 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let master_key = env
+            .iter()
+            .find(|(name, _)| name == palisade_crypto::MASTER_KEY_ENV)
+            .map(|(_, value)| palisade_identity::SecretString::new(value.clone()));
         apply_env(&mut table, env)?;
         let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| refuse(&e.path().to_string(), e.inner().to_string()))?;
-        raw.validate()
+        let mut config = raw.validate()?;
+        config.master_key = master_key;
+        Ok(config)
     }
 }
 
@@ -447,6 +476,20 @@ impl RawConfig {
             ),
             log_format,
             log_level: self.log.level,
+            master_key: None,
+            audit_checkpoints: palisade_audit::CheckpointPolicy {
+                every_entries: positive(
+                    "audit.checkpoint_every_entries",
+                    self.audit.checkpoint_every_entries,
+                    "entries",
+                    1_000_000,
+                )? as i64,
+                every: secs(
+                    "audit.checkpoint_every_secs",
+                    self.audit.checkpoint_every_secs,
+                    86_400,
+                )?,
+            },
         })
     }
 }

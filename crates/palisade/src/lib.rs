@@ -3,7 +3,9 @@
 //! the end-to-end tests start exactly what an operator starts.
 
 pub mod app;
+pub mod auditcmd;
 pub mod config;
 pub mod demo;
-mod keys;
+pub mod keycmd;
 pub mod telemetry;
+pub mod vaultcmd;

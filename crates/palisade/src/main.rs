@@ -5,6 +5,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use palisade::config::Config;
+use palisade::keycmd::KeyCommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +38,174 @@ enum Command {
         /// TOML settings; without it, defaults and PALISADE_* variables apply.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Manage encryption keys; safe while the server runs.
+    Keys {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Store, read and rotate secrets; every access is audited.
+    Vault {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: VaultAction,
+    },
+    /// Verify or export the audit log.
+    Audit {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultAction {
+    /// Store a new secret (or a new version), reading the value from
+    /// --value-file or standard input.
+    Put {
+        #[command(flatten)]
+        secret: SecretArgs,
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+        /// Report the secret as due for rotation after this many days.
+        #[arg(long)]
+        rotate_every_days: Option<u64>,
+        /// Refuse reads of a version older than this many days.
+        #[arg(long)]
+        expire_after_days: Option<u64>,
+        /// Keep a replaced version valid this many hours.
+        #[arg(long)]
+        overlap_hours: Option<u64>,
+        /// Who may read values: `operator` or `system:<component>` (repeatable).
+        #[arg(long = "reader")]
+        readers: Vec<String>,
+    },
+    /// Print the current value to standard output.
+    Get {
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Make a new version from --value-file, standard input (--stdin), or
+    /// --generate random bytes.
+    Rotate {
+        #[command(flatten)]
+        secret: SecretArgs,
+        #[arg(long, conflicts_with = "stdin")]
+        value_file: Option<PathBuf>,
+        #[arg(long)]
+        stdin: bool,
+        /// How many random bytes to generate when no value is given.
+        #[arg(long, default_value_t = 32)]
+        generate: usize,
+    },
+    /// List secrets (no values) and whether each is due for rotation.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show a secret's versions (no values).
+    History {
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+}
+
+/// Which secret, and why it is being accessed (recorded in the audit log).
+#[derive(Debug, clap::Args)]
+struct SecretArgs {
+    #[arg(long)]
+    name: String,
+    /// The tenant's slug; without it, a platform secret.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Why: recorded in the audit log. Never put a secret here.
+    #[arg(long)]
+    reason: String,
+}
+
+fn read_value(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut value = zeroize::Zeroizing::new(Vec::new());
+    match file {
+        Some(path) => {
+            *value = std::fs::read(path)
+                .with_context(|| format!("reading the value from {}", path.display()))?;
+        }
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut value)
+                .context("reading the value from standard input")?;
+        }
+    }
+    Ok(value)
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Check the chain and checkpoints; exit status 0 only when intact.
+    Verify {
+        /// Verify this export file instead of the database (needs --public-key).
+        #[arg(long, requires = "public_key")]
+        export: Option<PathBuf>,
+        /// The public key file (hex) to verify checkpoints with; for the
+        /// database, defaults to the installation's own key.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Write the log as JSON Lines (to --out, or standard output).
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the public key that verifies checkpoints (hex).
+    PublicKey,
+}
+
+/// Which installation an operator command works on.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// The configuration file the server runs with.
+    #[arg(long, global = true, conflicts_with = "data_dir")]
+    config: Option<PathBuf>,
+    /// The data directory (when the server runs on defaults plus environment).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Target {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(dir) = &self.data_dir {
+            env.push(("PALISADE_DATA_DIR".into(), dir.display().to_string()));
+        }
+        Ok(Config::load(self.config.as_deref(), env)?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Wrap every data key with a new master key (no data is re-encrypted).
+    RotateMaster,
+    /// Give a tenant a new active data key; older versions stay readable.
+    RotateData {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Delete a tenant's retired data keys that no row uses any more.
+    Purge {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show the master key id and a tenant's data-key versions.
+    Status {
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -111,9 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = Config::load(config.as_deref(), std::env::vars())?;
             palisade::app::prepare_data_dir(&config)?;
-            let store = palisade_store::Store::connect(&config.database_url, 2)
-                .await
-                .context("opening the database (database.url)")?;
+            let store = palisade::app::open_store(&config, 2).await?;
             let passwords =
                 palisade_identity::PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
             let plan = palisade::demo::TenantPlan {
@@ -148,15 +315,138 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.shutdown().await;
             Ok(())
         }
+        Command::Keys { target, action } => {
+            let config = target.load()?;
+            palisade::telemetry::init(config.log_format, "warn");
+            let command = match action {
+                KeysAction::RotateMaster => KeyCommand::RotateMaster,
+                KeysAction::RotateData { tenant } => KeyCommand::RotateData { tenant },
+                KeysAction::Purge { tenant } => KeyCommand::Purge { tenant },
+                KeysAction::Status { tenant } => KeyCommand::Status { tenant },
+            };
+            println!("{}", palisade::keycmd::run(&config, command).await?);
+            Ok(())
+        }
+        Command::Vault { target, action } => {
+            use palisade::vaultcmd::{Scope, VaultCommand, VaultOutput};
+            let config = target.load()?;
+            palisade::telemetry::init(config.log_format, "warn");
+            let (command, reason) = match action {
+                VaultAction::Put {
+                    secret,
+                    value_file,
+                    rotate_every_days,
+                    expire_after_days,
+                    overlap_hours,
+                    readers,
+                } => {
+                    let given = rotate_every_days.is_some()
+                        || expire_after_days.is_some()
+                        || overlap_hours.is_some()
+                        || !readers.is_empty();
+                    let policy = given.then(|| palisade_vault::Policy {
+                        rotate_every_secs: rotate_every_days.map(|d| d.saturating_mul(86_400)),
+                        expire_after_secs: expire_after_days.map(|d| d.saturating_mul(86_400)),
+                        overlap_secs: overlap_hours.unwrap_or(0).saturating_mul(3600),
+                        readers: if readers.is_empty() {
+                            vec!["operator".into()]
+                        } else {
+                            readers
+                        },
+                    });
+                    let command = VaultCommand::Put {
+                        scope: Scope(secret.tenant),
+                        name: secret.name,
+                        value: read_value(value_file.as_deref())?,
+                        policy,
+                    };
+                    (command, secret.reason)
+                }
+                VaultAction::Get { secret } => {
+                    let command = VaultCommand::Get {
+                        scope: Scope(secret.tenant),
+                        name: secret.name,
+                    };
+                    (command, secret.reason)
+                }
+                VaultAction::Rotate {
+                    secret,
+                    value_file,
+                    stdin,
+                    generate,
+                } => {
+                    let value = if value_file.is_some() || stdin {
+                        Some(read_value(value_file.as_deref())?)
+                    } else {
+                        None
+                    };
+                    let command = VaultCommand::Rotate {
+                        scope: Scope(secret.tenant),
+                        name: secret.name,
+                        value,
+                        generate,
+                    };
+                    (command, secret.reason)
+                }
+                VaultAction::List { tenant, reason } => (
+                    VaultCommand::List {
+                        scope: Scope(tenant),
+                    },
+                    reason,
+                ),
+                VaultAction::History { secret } => {
+                    let command = VaultCommand::History {
+                        scope: Scope(secret.tenant),
+                        name: secret.name,
+                    };
+                    (command, secret.reason)
+                }
+            };
+            match palisade::vaultcmd::run(&config, command, &reason).await? {
+                VaultOutput::Text(text) => println!("{text}"),
+                VaultOutput::Value(value) => {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(value.expose())
+                        .and_then(|()| out.flush())
+                        .context("writing the value to standard output")?;
+                }
+            }
+            Ok(())
+        }
+        Command::Audit { target, action } => {
+            use palisade::auditcmd;
+            let report = match action {
+                AuditAction::Verify {
+                    export: Some(file),
+                    public_key: Some(key),
+                } => auditcmd::verify_export(&file, &key)?.into_result()?,
+                AuditAction::Verify { public_key, .. } => {
+                    let config = target.load()?;
+                    palisade::telemetry::init(config.log_format, "warn");
+                    auditcmd::verify_installation(&config, public_key.as_deref())
+                        .await?
+                        .into_result()?
+                }
+                AuditAction::Export { out } => {
+                    let config = target.load()?;
+                    palisade::telemetry::init(config.log_format, "warn");
+                    let note = auditcmd::export(&config, out.as_deref()).await?;
+                    eprintln!("{note}");
+                    return Ok(());
+                }
+                AuditAction::PublicKey => auditcmd::public_key(&target.load()?).await?,
+            };
+            println!("{report}");
+            Ok(())
+        }
     }
 }
 
 async fn demo(config: Config, new_agent_password: bool) -> anyhow::Result<()> {
     // Seed before starting, so the demo page is served with its widget key.
     palisade::app::prepare_data_dir(&config)?;
-    let seed_store = palisade_store::Store::connect(&config.database_url, 2)
-        .await
-        .context("opening the database")?;
+    let seed_store = palisade::app::open_store(&config, 2).await?;
     let passwords = palisade_identity::PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
     let tenant = palisade::demo::ensure(
         &seed_store,

@@ -48,7 +48,10 @@ impl Store {
             .bind(id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(rows::conversation).transpose()
+        match row {
+            Some(row) => Ok(Some(rows::conversation(self, &row).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The tenant's conversations, most recently active first; `None` means all.
@@ -68,7 +71,11 @@ impl Store {
             .bind(limit.clamp(1, MAX_PAGE))
             .fetch_all(self.pool())
             .await?;
-        found.iter().map(rows::conversation).collect()
+        let mut out = Vec::with_capacity(found.len());
+        for row in &found {
+            out.push(rows::conversation(self, row).await?);
+        }
+        Ok(out)
     }
 
     pub async fn visitor_conversations(
@@ -85,7 +92,11 @@ impl Store {
             .bind(visitor.as_str())
             .fetch_all(self.pool())
             .await?;
-        found.iter().map(rows::conversation).collect()
+        let mut out = Vec::with_capacity(found.len());
+        for row in &found {
+            out.push(rows::conversation(self, row).await?);
+        }
+        Ok(out)
     }
 
     /// Assigns the conversation to `agent` (re-opening it if it was closed).
@@ -151,6 +162,10 @@ impl Store {
             .bind(limit.clamp(1, MAX_PAGE))
             .fetch_all(self.pool())
             .await?;
-        found.iter().map(rows::message).collect()
+        let mut out = Vec::with_capacity(found.len());
+        for row in &found {
+            out.push(rows::message(self, row).await?);
+        }
+        Ok(out)
     }
 }

@@ -1,6 +1,7 @@
 //! Tenants, widgets, agents, agent sessions and visitors: who exists, and
 //! who is signed in.
 
+use crate::keyring::{KeyRing, VISITOR_EMAIL, VISITOR_NAME};
 use crate::rows::{self, AGENT_COLUMNS, WIDGET_COLUMNS};
 use crate::{Result, Store, StoreError};
 use palisade_model::{
@@ -337,15 +338,25 @@ impl Store {
         email: Option<&Email>,
     ) -> Result<VisitorId> {
         let id = VisitorId::generate();
+        let mut conn = self.pool().acquire().await?;
+        let (version, key) = self.keys().active_key(&mut conn, tenant.as_str()).await?;
+        drop(conn);
+        let seal =
+            |column, value: &str| KeyRing::seal(&key, tenant.as_str(), column, id.as_str(), value);
+        let name = name.map(|name| seal(VISITOR_NAME, name)).transpose()?;
+        let email = email
+            .map(|email| seal(VISITOR_EMAIL, email.as_str()))
+            .transpose()?;
         sqlx::query(
-            "INSERT INTO visitors (id, tenant_id, widget_id, name, email, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO visitors (id, tenant_id, widget_id, name, email, key_version, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id.as_str())
         .bind(tenant.as_str())
         .bind(widget.as_str())
         .bind(name)
-        .bind(email.map(Email::as_str))
+        .bind(email)
+        .bind(version)
         .bind(now_millis())
         .execute(self.pool())
         .await?;

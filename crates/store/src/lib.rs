@@ -11,23 +11,36 @@
 //! - messages are written only by the [`MessageWriter`], one task that batches
 //!   concurrent sends into one durable commit (group commit) and assigns each
 //!   conversation's sequence numbers without gaps;
+//! - message bodies and visitors' names and emails are sealed with the
+//!   tenant's data key before they reach SQL and opened after they leave it
+//!   (see [`keyring`]); no plaintext of them is ever written to the database;
 //! - this crate knows nothing of HTTP, sessions or fan-out.
 
+mod audit;
 mod conversations;
 mod directory;
 mod identity;
+pub mod keyring;
+mod legacy;
 mod rows;
 pub mod testing;
+mod vault;
 mod writer;
 
+pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
 pub use identity::MfaRecord;
+pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
+pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 
+use keyring::KeyRing;
+use palisade_crypto::KeyProvider;
 use palisade_model::TenantId;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which engine a store runs on.
@@ -63,6 +76,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("master key: {0}")]
+    Keys(String),
+    #[error("{what} could not be opened: {source}")]
+    Unseal {
+        what: String,
+        source: palisade_crypto::SealError,
+    },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -74,6 +94,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    keys: Arc<KeyRing>,
 }
 
 impl std::fmt::Debug for Store {
@@ -85,9 +106,15 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connects, applies the SQLite durability settings, and runs the
-    /// backend's migrations. The url is never logged: it may hold a password.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    /// Connects, applies the SQLite durability settings, runs the backend's
+    /// migrations, checks the master key from `keys` against the database
+    /// (see [`keyring`]) and seals any rows written before encryption existed.
+    /// The url is never logged: it may hold a password.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let options = AnyConnectOptions::from_str(url)?;
@@ -114,7 +141,14 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        let keys = Arc::new(KeyRing::establish(&pool, keys).await?);
+        let store = Self {
+            pool,
+            backend,
+            keys,
+        };
+        legacy::seal_unsealed_rows(&store).await?;
+        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
@@ -141,6 +175,87 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The id of the master key the database is sealed with (not secret).
+    pub fn master_key_id(&self) -> String {
+        self.keys.master().id().to_string()
+    }
+
+    /// Makes a new data-key version the tenant's active one; older versions
+    /// stay readable. Safe while servers run: their next write batch reads
+    /// the active version again.
+    pub async fn rotate_data_key(&self, tenant: &TenantId) -> Result<i64> {
+        self.keys
+            .rotate_data_key(&self.pool, self.backend, tenant.as_str())
+            .await
+    }
+
+    /// Wraps every data key with a new master key (no sealed row changes).
+    /// Running servers pick the new key up from their provider when they
+    /// next load a data key.
+    pub async fn rotate_master_key(&self) -> Result<RotationReport> {
+        self.keys.rotate_master(&self.pool, self.backend).await
+    }
+
+    /// The tenant's data-key versions and whether each is active, oldest first.
+    pub async fn data_key_versions(&self, tenant: &TenantId) -> Result<Vec<(i64, bool)>> {
+        let found = sqlx::query(
+            "SELECT version, state FROM data_keys WHERE tenant_id = $1 ORDER BY version",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        found
+            .iter()
+            .map(|row| {
+                Ok((
+                    rows::int(row, "version")?,
+                    rows::text(row, "state")? == "active",
+                ))
+            })
+            .collect()
+    }
+
+    /// Deletes the tenant's retired data-key versions that no row uses any
+    /// more and that were retired more than [`PURGE_GRACE_MILLIS`] before
+    /// `now`; returns the versions deleted.
+    pub async fn purge_retired_data_keys(&self, tenant: &TenantId, now: i64) -> Result<Vec<i64>> {
+        let found = sqlx::query(
+            "DELETE FROM data_keys WHERE tenant_id = $1 AND state = 'retired' \
+             AND retired_at <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = $1 \
+                 AND m.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM visitors v WHERE v.tenant_id = $1 \
+                 AND v.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM vault_versions s WHERE s.scope = $1 \
+                 AND s.key_version = data_keys.version) \
+             RETURNING version",
+        )
+        .bind(tenant.as_str())
+        .bind(now - PURGE_GRACE_MILLIS)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut versions = found
+            .iter()
+            .map(|row| rows::int(row, "version"))
+            .collect::<Result<Vec<_>>>()?;
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    /// The tenant with this slug, if any.
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantId>> {
+        let row = sqlx::query("SELECT id FROM tenants WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok(TenantId::from_raw(rows::text(&row, "id")?)))
+            .transpose()
     }
 
     /// Creates a tenant, or returns the existing one with this slug.

@@ -66,9 +66,16 @@ pub async fn discard(url: &str) -> Result<()> {
     Ok(())
 }
 
-/// A fresh store on `backend`.
+/// A fresh store on `backend`, with a new in-memory master key.
 pub async fn fresh_store(backend: Backend, dir: &std::path::Path) -> Result<Store> {
-    Store::connect(&fresh_url(backend, dir).await?, 8).await
+    Store::connect(&fresh_url(backend, dir).await?, 8, memory_keys()).await
+}
+
+/// A key provider holding a new random master key in memory.
+pub fn memory_keys() -> std::sync::Arc<dyn palisade_crypto::KeyProvider> {
+    std::sync::Arc::new(palisade_crypto::StaticKeyProvider::new(
+        palisade_crypto::MasterKey::generate().ok(),
+    ))
 }
 
 fn uuid_like() -> String {

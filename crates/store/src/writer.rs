@@ -7,19 +7,27 @@
 //! always means "durably committed", one fsync serves a whole batch, and a
 //! conversation's sequence numbers are assigned by one writer without gaps.
 //!
+//! Bodies are sealed inside the batch with each tenant's active data key,
+//! whose version is read once per tenant per batch, inside the batch's
+//! transaction: a rotation committed by another process is followed at the
+//! next batch, and no message costs an extra round trip.
+//!
 //! A resend (same conversation, sender and client message id, same text) is
 //! answered with the first acknowledgement and stores nothing; the same id
 //! with other text is refused, never silently dropped. If the batch's transaction fails,
 //! each message is retried in a transaction of its own, so one bad message
 //! cannot fail its neighbours.
 
+use crate::keyring::{KeyRing, MESSAGE_BODY};
 use crate::rows;
 use crate::{Backend, Result, Store, StoreError};
+use palisade_crypto::DataKey;
 use palisade_model::{
     AuthorKind, ClientMsgId, Conversation, ConversationId, Message, MessageBody, MessageId,
     TenantId, now_millis,
 };
 use sqlx::{Any, Transaction};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -179,23 +187,49 @@ async fn write_batch(
         Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => store.pool().begin().await?,
     };
+    let mut keys: HashMap<&str, (i64, DataKey)> = HashMap::new();
+    for (message, _) in batch {
+        let tenant = message.tenant_id.as_str();
+        if !keys.contains_key(tenant) {
+            let active = store.keys().active_key(&mut tx, tenant).await?;
+            keys.insert(tenant, active);
+        }
+    }
     let mut outcomes = Vec::with_capacity(batch.len());
     for (message, _) in batch {
-        outcomes.push(write_one(&mut tx, message).await?);
+        let Some((version, key)) = keys.get(message.tenant_id.as_str()) else {
+            return Err(StoreError::Corrupt(
+                "no data key was loaded for a batch tenant".into(),
+            ));
+        };
+        let sealing = Sealing {
+            version: *version,
+            key,
+        };
+        outcomes.push(write_one(store, &mut tx, sealing, message).await?);
     }
     tx.commit().await?;
     commits.fetch_add(1, Ordering::Relaxed);
     Ok(outcomes)
 }
 
+/// The data key a batch seals a tenant's bodies with.
+#[derive(Clone, Copy)]
+struct Sealing<'a> {
+    version: i64,
+    key: &'a DataKey,
+}
+
 async fn write_one(
+    store: &Store,
     tx: &mut Transaction<'static, Any>,
+    sealing: Sealing<'_>,
     new: &NewMessage,
 ) -> Result<Result<Appended, WriterError>> {
     let tenant = new.tenant_id.as_str();
     let conversation = new.conversation_id.as_str();
 
-    if let Some(earlier) = find_resend(tx, new).await? {
+    if let Some(earlier) = find_resend(store, tx, new).await? {
         if earlier.body != new.body {
             return Ok(Err(WriterError::ClientIdReused));
         }
@@ -234,9 +268,17 @@ async fn write_one(
     let seq = rows::int(&row, "last_seq")?;
 
     let id = MessageId::generate();
+    let sealed = KeyRing::seal(
+        sealing.key,
+        tenant,
+        MESSAGE_BODY,
+        id.as_str(),
+        new.body.as_str(),
+    )?;
     sqlx::query(
         "INSERT INTO messages (id, tenant_id, conversation_id, seq, client_msg_id, author_kind, \
-         author_id, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         author_id, body, key_version, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id.as_str())
     .bind(tenant)
@@ -245,13 +287,14 @@ async fn write_one(
     .bind(new.client_msg_id.as_str())
     .bind(new.author_kind.as_str())
     .bind(new.author_id.as_deref())
-    .bind(new.body.as_str())
+    .bind(sealed)
+    .bind(sealing.version)
     .bind(now)
     .execute(&mut **tx)
     .await?;
 
     let reopened = if reopens {
-        reload_conversation(tx, new).await?
+        reload_conversation(store, tx, new).await?
     } else {
         None
     };
@@ -274,6 +317,7 @@ async fn write_one(
 }
 
 async fn find_resend(
+    store: &Store,
     tx: &mut Transaction<'static, Any>,
     new: &NewMessage,
 ) -> Result<Option<Message>> {
@@ -290,10 +334,14 @@ async fn find_resend(
         .bind(new.author_id.as_deref())
         .fetch_optional(&mut **tx)
         .await?;
-    row.as_ref().map(rows::message).transpose()
+    match row {
+        Some(row) => Ok(Some(rows::message(store, &row).await?)),
+        None => Ok(None),
+    }
 }
 
 async fn reload_conversation(
+    store: &Store,
     tx: &mut Transaction<'static, Any>,
     new: &NewMessage,
 ) -> Result<Option<Conversation>> {
@@ -306,5 +354,8 @@ async fn reload_conversation(
         .bind(new.conversation_id.as_str())
         .fetch_optional(&mut **tx)
         .await?;
-    row.as_ref().map(rows::conversation).transpose()
+    match row {
+        Some(row) => Ok(Some(rows::conversation(store, &row).await?)),
+        None => Ok(None),
+    }
 }

@@ -4,6 +4,7 @@
 
 use crate::AppState;
 use crate::access::{Access, Route, route};
+use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, StrictJson};
 use axum::Json;
@@ -12,6 +13,7 @@ use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use palisade_audit::{ActorKind, Outcome};
 use palisade_model::{DisplayName, Email, Permission, Role};
 use palisade_store::NewAgent;
 use serde::Deserialize;
@@ -67,6 +69,7 @@ struct NewAgentRequest {
 
 async fn create_agent(
     State(state): State<AppState>,
+    source: Source,
     auth: AgentAuth,
     StrictJson(req): StrictJson<NewAgentRequest>,
 ) -> ApiResult<Response> {
@@ -77,9 +80,15 @@ async fn create_agent(
     let role = Role::parse(&req.role).ok_or_else(|| {
         ApiError::bad_request("invalid_role", "role must be owner, admin or agent")
     })?;
-    if role == Role::Owner && auth.agent.role != Role::Owner {
+    if role == Role::Owner && !auth.agent.role.has(Permission::OwnersManage) {
         return Err(ApiError::Forbidden(
             "only an owner may create another owner",
+        ));
+    }
+    if role == Role::Operator {
+        return Err(ApiError::bad_request(
+            "invalid_role",
+            "role must be owner, admin or agent",
         ));
     }
     let password = req.password;
@@ -93,11 +102,32 @@ async fn create_agent(
         role,
         password_hash: &hash,
     };
-    let agent = state
+    let by = &auth.agent;
+    let audited = |outcome, target: &str| {
+        event(
+            &source,
+            (ActorKind::Agent, by.id.as_str()),
+            Some(by.tenant_id.as_str()),
+            "agent.create",
+            target,
+            outcome,
+        )
+    };
+    // Fail closed: the account is created only once its creation is on record.
+    record(&state, audited(Outcome::Started, email.as_str())).await?;
+    let created = state
         .chat
         .store()
         .create_agent(&auth.agent.tenant_id, new)
-        .await?;
+        .await;
+    let agent = match created {
+        Ok(agent) => agent,
+        Err(err) => {
+            record_after(&state, audited(Outcome::Failure, email.as_str())).await;
+            return Err(err.into());
+        }
+    };
+    record_after(&state, audited(Outcome::Success, agent.id.as_str())).await;
     tracing::info!(by = %auth.agent.id, agent = %agent.id, role = role.as_str(), "agent created");
     Ok((StatusCode::CREATED, Json(agent)).into_response())
 }

@@ -5,6 +5,7 @@
 use super::{Page, SendBody, send_message};
 use crate::AppState;
 use crate::access::{Access, Route, route};
+use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, SESSION_COOKIE, StrictJson, StrictQuery};
 use crate::middleware::ConnInfo;
@@ -15,6 +16,7 @@ use axum::http::Method;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use palisade_audit::{ActorKind, Outcome};
 use palisade_identity::{random_token, sha256_hex};
 use palisade_model::Permission;
 use palisade_model::{Agent, ConversationId, ConversationStatus, Email, now_millis};
@@ -106,6 +108,7 @@ const LOGIN_FAILED: ApiError = ApiError::Unauthorized("email or password is wron
 async fn login(
     State(state): State<AppState>,
     conn: Option<Extension<ConnInfo>>,
+    source: Source,
     StrictJson(req): StrictJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let address = conn.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.peer.ip());
@@ -113,10 +116,16 @@ async fn login(
     if let Some(wait) = state.login_throttle.wait(&account_key, address) {
         return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
     }
-    let credentials = match Email::parse(&req.email) {
-        Ok(email) => state.chat.store().agent_credentials(&email).await?,
-        Err(_) => None,
+    let email = Email::parse(&req.email).ok();
+    let credentials = match &email {
+        Some(email) => state.chat.store().agent_credentials(email).await?,
+        None => None,
     };
+    // The attempted address is recorded only when it is a valid address: a
+    // password typed into the email field must not reach the log.
+    let attempted = email
+        .as_ref()
+        .map_or("(not an email address)", Email::as_str);
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
     let password = req.password;
     let matched = state
@@ -124,9 +133,29 @@ async fn login(
         .await?;
     let Some(credentials) = credentials.filter(|c| matched && c.active) else {
         state.login_throttle.failed(&account_key, address);
+        let failed = event(
+            &source,
+            (ActorKind::Anonymous, ""),
+            None,
+            "agent.login",
+            attempted,
+            Outcome::Failure,
+        );
+        record(&state, failed).await?;
         return Err(LOGIN_FAILED);
     };
     state.login_throttle.succeeded(&account_key);
+    // Fail closed: no audit entry, no session.
+    let agent = &credentials.agent;
+    let signed_in = event(
+        &source,
+        (ActorKind::Agent, agent.id.as_str()),
+        Some(agent.tenant_id.as_str()),
+        "agent.login",
+        attempted,
+        Outcome::Success,
+    );
+    record(&state, signed_in).await?;
 
     let agent = credentials.agent;
     let store = state.chat.store();
@@ -193,8 +222,24 @@ pub(super) async fn rotate_session(
     start_session(state, auth.agent.clone(), stage, mfa_at).await
 }
 
-async fn logout(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Response> {
+async fn logout(
+    State(state): State<AppState>,
+    source: Source,
+    auth: AgentAuth,
+) -> ApiResult<Response> {
+    // Signing out is never refused for want of an audit entry: the entry is
+    // written after the session is gone, and a failure to write it is logged.
     state.chat.store().delete_session(&auth.token_hash).await?;
+    let agent = &auth.agent;
+    let signed_out = event(
+        &source,
+        (ActorKind::Agent, agent.id.as_str()),
+        Some(agent.tenant_id.as_str()),
+        "agent.logout",
+        agent.id.as_str(),
+        Outcome::Success,
+    );
+    record_after(&state, signed_out).await;
     // No socket listening is fine: then there is nothing to close.
     let _ = state.ended_sessions.send(auth.token_hash.clone());
     let expired =

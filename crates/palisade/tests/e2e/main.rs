@@ -5,10 +5,13 @@
 
 mod support;
 
+mod audit;
 mod binary;
 mod chat_flow;
+mod encryption;
 mod identity;
 mod malformed;
 mod permissions;
 mod routing;
 mod tenancy;
+mod vault;

@@ -57,6 +57,39 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The configuration tests start a server with, plus `extra` variables.
+pub fn test_config(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    extra: &[(&str, &str)],
+) -> Config {
+    let mut env = vec![
+        (
+            "PALISADE_DATA_DIR".to_owned(),
+            data_dir.display().to_string(),
+        ),
+        (
+            "PALISADE_SERVER__PUBLIC_ADDR".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+        (
+            "PALISADE_SERVER__OPS_ADDR".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+        ("PALISADE_DATABASE__URL".to_owned(), database_url.to_owned()),
+        (
+            "PALISADE_DATABASE__MAX_CONNECTIONS".to_owned(),
+            "4".to_owned(),
+        ),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Config::load(None, env).expect("test config is valid")
+}
+
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with_env(backend, &[]).await
@@ -77,31 +110,7 @@ impl TestServer {
     }
 
     async fn boot(data_dir: PathBuf, database_url: String, extra: &[(&str, &str)]) -> Self {
-        let mut env = vec![
-            (
-                "PALISADE_DATA_DIR".to_owned(),
-                data_dir.display().to_string(),
-            ),
-            (
-                "PALISADE_SERVER__PUBLIC_ADDR".to_owned(),
-                "127.0.0.1:0".to_owned(),
-            ),
-            (
-                "PALISADE_SERVER__OPS_ADDR".to_owned(),
-                "127.0.0.1:0".to_owned(),
-            ),
-            ("PALISADE_DATABASE__URL".to_owned(), database_url.clone()),
-            (
-                "PALISADE_DATABASE__MAX_CONNECTIONS".to_owned(),
-                "4".to_owned(),
-            ),
-        ];
-        env.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let config = Config::load(None, env).expect("test config is valid");
+        let config = test_config(&data_dir, &database_url, extra);
         let running = palisade::app::start(&config, None)
             .await
             .expect("server starts");

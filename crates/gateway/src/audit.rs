@@ -1,0 +1,65 @@
+//! Recording security events from handlers. A handler builds an
+//! [`palisade_audit::Event`] with [`event`] and calls [`record`] before the
+//! action it audits: an error means the action must not happen (fail closed).
+
+use crate::AppState;
+use crate::error::{ApiError, current_request_id};
+use crate::middleware::ConnInfo;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use palisade_audit::{ActorKind, Event, Outcome};
+
+/// The client's address as the listener saw it, for the audit log.
+#[derive(Clone, Debug)]
+pub struct Source(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnInfo>()
+            .map(|c| c.peer.to_string());
+        Ok(Self(peer.unwrap_or_else(|| "unknown".into())))
+    }
+}
+
+/// An event from the current request.
+pub fn event(
+    source: &Source,
+    actor: (ActorKind, &str),
+    tenant: Option<&str>,
+    action: &'static str,
+    target: &str,
+    outcome: Outcome,
+) -> Event {
+    Event {
+        actor_kind: actor.0,
+        actor_id: actor.1.to_owned(),
+        tenant_id: tenant.map(str::to_owned),
+        action,
+        target: target.to_owned(),
+        outcome,
+        source: source.0.clone(),
+        request_id: current_request_id(),
+    }
+}
+
+/// Appends `event`; an error becomes a 500 and the caller stops.
+pub async fn record(state: &AppState, event: Event) -> Result<(), ApiError> {
+    state
+        .audit
+        .record(event)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::internal)
+}
+
+/// Appends `event` after an action already done; a failure is logged, as the
+/// action cannot be undone.
+pub async fn record_after(state: &AppState, event: Event) {
+    if let Err(err) = state.audit.record(event).await {
+        tracing::error!(error = %err, "audit entry for a completed action could not be written");
+    }
+}
