@@ -101,7 +101,16 @@ impl FromRequestParts<AppState> for VisitorAuth {
             .ok_or(ApiError::Unauthorized(
                 "a visitor token is required (Authorization: Bearer)",
             ))?;
-        state.visitor_actor(token).map(VisitorAuth)
+        let actor = state.visitor_actor(token)?;
+        if let Actor::Visitor {
+            tenant_id,
+            visitor_id,
+            ..
+        } = &actor
+        {
+            crate::middleware::limit_caller(state, tenant_id.as_str(), visitor_id.as_str())?;
+        }
+        Ok(VisitorAuth(actor))
     }
 }
 
@@ -144,6 +153,7 @@ impl FromRequestParts<AppState> for AgentAuth {
         let token_hash = sha256_hex(token);
         let store = state.chat.store();
         let session = store.session(&token_hash).await?.ok_or(NO_SESSION)?;
+        crate::middleware::limit_caller(state, session.tenant_id.as_str(), &token_hash)?;
         let now = now_millis();
         let idle_limit = session.last_seen_at + state.settings.session_idle.as_millis() as i64;
         if now >= session.expires_at || now >= idle_limit {

@@ -51,6 +51,7 @@ async fn login(
     State(state): State<AppState>,
     StrictJson(req): StrictJson<LoginRequest>,
 ) -> ApiResult<Response> {
+    crate::middleware::limit_account(&state, req.email.trim())?;
     let credentials = match Email::parse(&req.email) {
         Ok(email) => state.chat.store().agent_credentials(&email).await?,
         Err(_) => None,
@@ -64,6 +65,7 @@ async fn login(
         return Err(LOGIN_FAILED);
     };
 
+    crate::middleware::note_tenant(credentials.agent.tenant_id.as_str());
     let token = random_token(32);
     let now = now_millis();
     let absolute = i64::try_from(state.settings.session_absolute.as_millis()).unwrap_or(i64::MAX);

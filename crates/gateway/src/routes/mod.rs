@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/widget/{file}", get(crate::assets::widget))
         .route("/app/", get(crate::assets::app_index))
         .route("/app/{file}", get(crate::assets::app))
+        .route("/openapi.json", get(crate::openapi::document))
         .route("/", get(crate::assets::root))
 }
 

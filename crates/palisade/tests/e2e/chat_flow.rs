@@ -153,7 +153,16 @@ async fn resending_a_client_msg_id_returns_the_first_ack_and_stores_once() {
 #[tokio::test]
 async fn concurrent_sends_get_gapless_unique_sequence_numbers() {
     on_each_backend(|backend| async move {
-        let server = TestServer::start(backend).await;
+        // One visitor sends 100 messages at once: far over a person's
+        // default send quota, which this test is not about.
+        let limits = [
+            ("PALISADE_LIMITS__SEND_PER_CREDENTIAL", "1000/s burst 1000"),
+            (
+                "PALISADE_LIMITS__WS_MESSAGES_PER_CONNECTION",
+                "1000/s burst 1000",
+            ),
+        ];
+        let server = TestServer::start_with_env(backend, &limits).await;
         let tenant = server.seed_tenant("burst").await;
         let (token, conversation) = server.visitor(&tenant).await;
         let path = format!("/v1/visitor/conversations/{conversation}/messages");
