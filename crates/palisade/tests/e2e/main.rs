@@ -7,6 +7,7 @@ mod support;
 
 mod binary;
 mod chat_flow;
+mod holds;
 mod malformed;
 mod routing;
 mod tenancy;
