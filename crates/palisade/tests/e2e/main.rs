@@ -11,3 +11,4 @@ mod holds;
 mod malformed;
 mod routing;
 mod tenancy;
+mod waf;
