@@ -135,6 +135,12 @@ async fn logs_never_hold_cookies_tokens_or_message_text() {
         .finish();
     // The test runtime runs every server task on this thread.
     let _guard = tracing::subscriber::set_default(subscriber);
+    // With one dispatcher alive, tracing computes a new callsite's interest
+    // from the thread that reaches it first, and other tests' threads have
+    // no subscriber. A second, silent dispatcher makes every callsite ask
+    // each event, so this test's subscriber sees what its server logs.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    tracing::callsite::rebuild_interest_cache();
 
     let server = TestServer::start(palisade_store::Backend::Sqlite).await;
     let tenant = server.seed_tenant("logs").await;
