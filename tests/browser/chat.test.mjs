@@ -6,6 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -90,11 +91,46 @@ async function openWidget(page) {
   return frame;
 }
 
+/** RFC 6238 code (SHA-1, 6 digits, 30 s) for a base32 secret. */
+function totp(base32, unixSeconds = Math.floor(Date.now() / 1000)) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const ch of base32.replace(/=+$/, "")) bits += alphabet.indexOf(ch).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(value).padStart(6, "0");
+}
+
+let recoveryCodes = [];
+
+/** Signs the demo owner in: sets up the second factor the first time, then
+ * uses a recovery code (the app's code of this 30 s step is spent). */
 async function signIn(page) {
   await page.goto(`${demo.origin}/app/`);
   await page.fill("#email", demo.email);
   await page.fill("#password", demo.password);
   await page.click("#login-submit");
+  await page.locator("#mfa").waitFor();
+  if (recoveryCodes.length === 0) {
+    const secret = (await page.locator("#mfa-secret").textContent()).trim();
+    assert.match(secret, /^[A-Z2-7]+=*$/);
+    assert.equal(await page.locator("#mfa-qr").evaluate((img) => img.naturalWidth > 0), true);
+    await page.screenshot({ path: join(shots, "agent-mfa-setup.png") });
+    await page.fill("#mfa-code", totp(secret));
+    await page.click("#mfa-submit");
+    await page.locator("#mfa-codes").waitFor();
+    recoveryCodes = await page.locator("#mfa-code-list li").allTextContents();
+    assert.equal(recoveryCodes.length, 10);
+    await page.click("#mfa-saved");
+  } else {
+    await page.click("#mfa-use-recovery");
+    await page.fill("#mfa-code", recoveryCodes.pop());
+    await page.click("#mfa-submit");
+  }
   await page.locator("#console").waitFor();
 }
 

@@ -11,11 +11,13 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AgentAuth, CSRF_HEADER, SESSION_COOKIE, VisitorAuth, cookie_value};
+use crate::middleware::limit_caller;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::MethodRouter;
+use palisade_chat::Actor;
 use palisade_identity::{constant_time_eq, sha256_hex};
 use palisade_model::{Permission, now_millis};
 use palisade_store::SessionStage;
@@ -84,6 +86,14 @@ pub async fn authorize(
                 "a visitor token is required (Authorization: Bearer)",
             ))?;
             let actor = state.visitor_actor(token)?;
+            if let Actor::Visitor {
+                tenant_id,
+                visitor_id,
+                ..
+            } = &actor
+            {
+                limit_caller(&state, tenant_id.as_str(), visitor_id.as_str())?;
+            }
             req.extensions_mut().insert(VisitorAuth(actor));
         }
         Access::MfaPending | Access::SignedIn | Access::Needs(_) | Access::StepUp(_) => {
@@ -138,6 +148,7 @@ async fn authenticate_agent(
     let token_hash = sha256_hex(token);
     let store = state.chat.store();
     let session = store.session(&token_hash).await?.ok_or(NO_SESSION)?;
+    limit_caller(state, session.tenant_id.as_str(), &token_hash)?;
     let now = now_millis();
     let idle = i64::try_from(state.settings.session_idle.as_millis()).unwrap_or(i64::MAX);
     if now >= session.expires_at || now >= session.last_seen_at.saturating_add(idle) {

@@ -52,6 +52,16 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the server is busy; try again in a moment")]
     Unavailable,
+    /// A rate limit refused the request; the decision fills the headers.
+    #[error("too many requests; slow down and retry after the Retry-After seconds")]
+    RateLimited(crate::limits::Decision),
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// The web application firewall refused the request.
+    #[error("the request was refused by the application firewall")]
+    Blocked,
+    #[error("cross-origin requests are not allowed here")]
+    CrossOrigin,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -85,6 +95,10 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::Blocked => (StatusCode::FORBIDDEN, "blocked"),
+            Self::CrossOrigin => (StatusCode::FORBIDDEN, "cross_origin"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -109,6 +123,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Self::RateLimited(decision) = &self {
+            decision.write_headers(response.headers_mut());
         }
         if matches!(self, Self::Unauthorized(_)) {
             let challenge = HeaderValue::from_static("Bearer");

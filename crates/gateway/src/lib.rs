@@ -15,12 +15,15 @@ mod assets;
 mod audit;
 mod error;
 mod extract;
+pub mod limits;
 mod metrics;
 mod middleware;
+mod openapi;
 mod ops;
 mod routes;
 mod throttle;
 mod tls;
+pub mod waf;
 mod ws;
 
 pub use error::{ApiError, ApiResult};
@@ -28,7 +31,7 @@ pub use metrics::Metrics;
 pub use ops::serve_ops;
 pub use routes::table as route_table;
 pub use throttle::{LoginThrottle, ThrottlePolicy};
-pub use tls::{ServeHandle, serve_public, server_config};
+pub use tls::{CIPHER_SUITES, ServeHandle, serve_public, server_config};
 
 use axum::Router;
 use palisade_chat::{Actor, Chat};
@@ -59,7 +62,23 @@ pub struct Settings {
     pub max_connections: usize,
     /// The demo widget key substituted into the demo host page, if any.
     pub demo_widget_key: Option<String>,
+    /// The most concurrent connections from one address (IPv6: one /64).
+    pub max_connections_per_address: usize,
+    /// A request body that takes longer to arrive is refused with 408.
+    pub body_read_timeout: Duration,
+    /// The largest request body; sign-in and session creation take at most
+    /// [`SMALL_BODY_LIMIT`] of it.
+    pub max_body_bytes: usize,
+    /// Request-header bytes accepted, over HTTP/1.1 and HTTP/2.
+    pub max_header_bytes: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+    /// The largest WebSocket frame and message.
+    pub websocket_max_message_bytes: usize,
 }
+
+/// The body limit of sign-in and visitor session creation.
+pub const SMALL_BODY_LIMIT: usize = 8 * 1024;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -73,6 +92,12 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(120),
             max_connections: 10_000,
             demo_widget_key: None,
+            max_connections_per_address: 256,
+            body_read_timeout: Duration::from_secs(10),
+            max_body_bytes: JSON_BODY_LIMIT,
+            max_header_bytes: 32 * 1024,
+            http2_max_concurrent_streams: 100,
+            websocket_max_message_bytes: 16 * 1024,
         }
     }
 }
@@ -94,6 +119,10 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Security events go here before the action they record.
     pub audit: palisade_audit::Auditor,
+    /// Rate limits per address, tenant, credential and socket.
+    pub limits: Arc<limits::RateLimiter>,
+    /// The web application firewall.
+    pub waf: Arc<waf::Waf>,
 }
 
 impl AppState {
@@ -141,7 +170,9 @@ pub fn public_router(state: AppState) -> Router {
     routes::router(&state)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.settings.max_body_bytes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::around_request,

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub tls_handshake_failures: AtomicU64,
     pub websockets_open: AtomicU64,
     pub websocket_frames_refused: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub waf_blocked: AtomicU64,
+    pub connections_refused_per_address: AtomicU64,
 }
 
 impl Metrics {
@@ -51,7 +54,7 @@ impl Metrics {
                 ("{class=\"5xx\"}", self.requests_5xx.load(Relaxed)),
             ],
         );
-        let simple: [(&str, &str, &str, u64); 8] = [
+        let simple: [(&str, &str, &str, u64); 11] = [
             (
                 "palisade_http_request_duration_microseconds_total",
                 "counter",
@@ -87,6 +90,24 @@ impl Metrics {
                 "counter",
                 "WebSocket frames refused as invalid.",
                 self.websocket_frames_refused.load(Relaxed),
+            ),
+            (
+                "palisade_rate_limited_total",
+                "counter",
+                "Requests and WebSocket frames refused by a rate limit.",
+                self.rate_limited.load(Relaxed),
+            ),
+            (
+                "palisade_waf_blocked_total",
+                "counter",
+                "Requests refused by the application firewall.",
+                self.waf_blocked.load(Relaxed),
+            ),
+            (
+                "palisade_connections_refused_per_address_total",
+                "counter",
+                "Connections refused at the per-address connection limit.",
+                self.connections_refused_per_address.load(Relaxed),
             ),
             (
                 "palisade_messages_stored_total",

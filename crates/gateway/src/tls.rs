@@ -41,7 +41,7 @@ struct Limits {
 struct Watched<S> {
     inner: S,
     activity: Activity,
-    _slot: OwnedSemaphorePermit,
+    _slot: (OwnedSemaphorePermit, AddressSlot),
     metrics: Arc<crate::Metrics>,
 }
 
@@ -73,7 +73,11 @@ impl Activity {
 }
 
 impl<S> Watched<S> {
-    fn new(inner: S, slot: OwnedSemaphorePermit, metrics: Arc<crate::Metrics>) -> (Self, Activity) {
+    fn new(
+        inner: S,
+        slot: (OwnedSemaphorePermit, AddressSlot),
+        metrics: Arc<crate::Metrics>,
+    ) -> (Self, Activity) {
         let activity = Activity {
             opened: Instant::now(),
             last_read_ms: Arc::new(AtomicU64::new(0)),
@@ -171,23 +175,91 @@ impl ServeHandle {
     }
 }
 
-/// The TLS policy: TLS 1.2 and 1.3 only, ALPN h2 then http/1.1.
+/// The cipher suites offered, named explicitly rather than taken from the
+/// provider's defaults: each is an AEAD (AES-GCM or ChaCha20-Poly1305), and
+/// the TLS 1.2 ones use ephemeral ECDH key exchange, so every session is
+/// forward secret. No CBC, no RSA key exchange, no SHA-1 MACs.
+pub const CIPHER_SUITES: &[rustls::SupportedCipherSuite] = {
+    use rustls::crypto::ring::cipher_suite as suite;
+    &[
+        suite::TLS13_AES_256_GCM_SHA384,
+        suite::TLS13_AES_128_GCM_SHA256,
+        suite::TLS13_CHACHA20_POLY1305_SHA256,
+        suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
+};
+
+/// The TLS policy: TLS 1.2 and 1.3 only, the suites above, ECDHE groups
+/// only (X25519, P-256, P-384), ALPN h2 then http/1.1, and session tickets
+/// whose keys rotate every 6 hours (a ticket is honoured for at most 12).
 pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<ServerConfig, rustls::Error> {
-    let mut config = ServerConfig::builder_with_protocol_versions(&[
-        &rustls::version::TLS13,
-        &rustls::version::TLS12,
-    ])
-    .with_no_client_auth()
-    .with_single_cert(chain, key)?;
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: CIPHER_SUITES.to_vec(),
+        ..rustls::crypto::ring::default_provider()
+    };
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(config)
 }
 
-/// The most request-header bytes accepted, over HTTP/1.1 and HTTP/2 alike.
-const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Open connections per address (IPv6: per /64), bounded by a limit.
+#[derive(Debug, Default)]
+struct PerAddress {
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// A connection's place in [`PerAddress`], given back on drop.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    key: String,
+}
+
+impl PerAddress {
+    fn acquire(self: &Arc<Self>, ip: std::net::IpAddr, limit: usize) -> Option<AddressSlot> {
+        let key = crate::limits::address_key(ip);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(key.clone()).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .table
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Binds `addr` and serves the public router over TLS until shut down.
 pub async fn serve_public(
@@ -219,18 +291,20 @@ async fn accept_loop(
 ) {
     let settings = state.settings.clone();
     let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let per_address = Arc::new(PerAddress::default());
+    let header_bytes = settings.max_header_bytes;
     let graceful = GracefulShutdown::new();
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES);
+        .max_buf_size(header_bytes);
     http.http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(100)
+        .max_concurrent_streams(settings.http2_max_concurrent_streams)
         .max_pending_accept_reset_streams(50)
         .max_local_error_reset_streams(Some(256))
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
+        .max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX));
     let http = Arc::new(http);
 
     loop {
@@ -249,6 +323,15 @@ async fn accept_loop(
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             state.metrics.connections_refused.fetch_add(1, Relaxed);
             continue; // dropping the socket refuses it
+        };
+        let Some(address_slot) =
+            per_address.acquire(peer.ip(), settings.max_connections_per_address)
+        else {
+            state
+                .metrics
+                .connections_refused_per_address
+                .fetch_add(1, Relaxed);
+            continue;
         };
         let _ = tcp.set_nodelay(true);
         let config = tls
@@ -283,7 +366,7 @@ async fn accept_loop(
                     router.clone().oneshot(req.map(axum::body::Body::new))
                 },
             );
-            let (io, activity) = Watched::new(stream, permit, metrics);
+            let (io, activity) = Watched::new(stream, (permit, address_slot), metrics);
             let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
             // An upgraded connection (WebSocket) leaves this future and keeps
             // its slot; its own keep-alive closes it when idle.

@@ -28,14 +28,14 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-/// The largest text frame accepted.
-pub const MAX_FRAME: usize = 16 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// A socket silent for this long (not even answering pings) is closed.
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
 /// Invalid frames in a row before the socket is closed as abusive.
 const MAX_INVALID_IN_A_ROW: u32 = 10;
+/// Rate-limited frames in a row before the socket is closed as abusive.
+const MAX_RATE_LIMITED_IN_A_ROW: u32 = 20;
 /// Acknowledgements a socket may have outstanding before it stops reading.
 const MAX_IN_FLIGHT: usize = 256;
 const REPLAY_PAGE: i64 = 200;
@@ -124,8 +124,13 @@ struct Socket {
     ws: WebSocket,
     state: AppState,
     invalid_in_a_row: u32,
+    limited_in_a_row: u32,
     last_heard: Instant,
     acks: Acks,
+    /// This socket's key in the rate limiter.
+    id: String,
+    /// The tenant and credential its sends count against, once known.
+    caller: Option<(String, String)>,
 }
 
 impl Socket {
@@ -135,8 +140,11 @@ impl Socket {
             ws,
             state,
             invalid_in_a_row: 0,
+            limited_in_a_row: 0,
             last_heard: Instant::now(),
             acks: FuturesOrdered::new(),
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            caller: None,
         }
     }
 
@@ -183,6 +191,23 @@ impl Socket {
         Ok(())
     }
 
+    /// Answers a frame over a rate limit with a `rate_limited` error; a
+    /// client that keeps going is closed with 1008.
+    async fn rate_limited(&mut self, client_msg_id: Option<&str>) -> Result<(), Closed> {
+        self.state.metrics.rate_limited.fetch_add(1, Relaxed);
+        self.limited_in_a_row += 1;
+        if self.limited_in_a_row >= MAX_RATE_LIMITED_IN_A_ROW {
+            self.close(POLICY_VIOLATION, "rate limit exceeded").await;
+            return Err(Closed);
+        }
+        self.send(&ServerFrame::Error {
+            code: "rate_limited",
+            message: "too many messages; slow down",
+            client_msg_id,
+        })
+        .await
+    }
+
     /// The next client frame that parses; invalid ones are refused here.
     /// `Ok(None)` means a control frame was handled and nothing is to do.
     async fn on_ws_message(
@@ -208,6 +233,16 @@ impl Socket {
             WsMessage::Close(_) => return Err(Closed),
             WsMessage::Ping(_) | WsMessage::Pong(_) => return Ok(None),
         };
+        if self
+            .state
+            .limits
+            .check_socket(&self.id)
+            .is_some_and(|d| !d.allowed)
+        {
+            self.rate_limited(None).await?;
+            return Ok(None);
+        }
+        self.limited_in_a_row = 0;
         match crate::extract::parse_json::<ClientFrame>(text.as_bytes()) {
             Ok(frame) => {
                 self.invalid_in_a_row = 0;
@@ -253,6 +288,13 @@ impl Socket {
                     .await;
             }
         };
+        if let Some((tenant, credential)) = &self.caller {
+            let limits = &self.state.limits;
+            let decision = limits.check_caller(crate::limits::Class::Send, tenant, credential);
+            if decision.is_some_and(|d| !d.allowed) {
+                return self.rate_limited(Some(&client_msg_id)).await;
+            }
+        }
         let conversation_id = access.conversation_id().clone();
         let pending: Result<PendingAppend, ChatError> =
             self.state.chat.submit(access, id, body).await;
@@ -334,23 +376,25 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        self.state.limits.forget_socket(&self.id);
         self.state.metrics.websockets_open.fetch_sub(1, Relaxed);
     }
 }
 
-fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+    let max = state.settings.websocket_max_message_bytes;
     // Small buffers: tungstenite's defaults would cost 128 KiB per idle socket.
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
-        .max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
+        .max_message_size(max)
+        .max_frame_size(max)
 }
 
 // ---------------------------------------------------------------- visitors
 
 pub async fn visitor_socket(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    configure(ws).on_upgrade(move |ws| async move {
+    configure(ws, &state).on_upgrade(move |ws| async move {
         let mut socket = Socket::new(ws, state);
         let _ = visitor_session(&mut socket).await;
     })
@@ -451,6 +495,18 @@ async fn visitor_hello(
                 return Err(Closed);
             }
         };
+        if let Actor::Visitor {
+            tenant_id,
+            visitor_id,
+            ..
+        } = &actor
+        {
+            let caller = (
+                tenant_id.as_str().to_owned(),
+                visitor_id.as_str().to_owned(),
+            );
+            socket.caller = Some(caller);
+        }
         let id = ConversationId::from_raw(conversation_id);
         match socket.state.chat.authorize(&actor, &id).await {
             Ok((access, conversation)) => return Ok((access, conversation, last_seq)),
@@ -564,9 +620,14 @@ pub async fn agent_socket(
     if origin != Some(state.settings.public_origin.as_str()) {
         return Err(ApiError::Forbidden("WebSocket origin is not allowed"));
     }
-    Ok(configure(ws)
+    Ok(configure(ws, &state)
         .on_upgrade(move |ws| async move {
             let mut socket = Socket::new(ws, state);
+            let caller = (
+                auth.agent.tenant_id.as_str().to_owned(),
+                auth.token_hash.clone(),
+            );
+            socket.caller = Some(caller);
             let _ = agent_session(&mut socket, auth).await;
         })
         .into_response())

@@ -24,6 +24,8 @@ pub struct Running {
     pub ops_addr: SocketAddr,
     ops_task: tokio::task::JoinHandle<()>,
     checkpoint_task: tokio::task::JoinHandle<()>,
+    /// Polls the operator's WAF rule file, when there is one.
+    waf_watch: Option<tokio::task::JoinHandle<()>>,
     pub state: AppState,
     /// The certificate clients must trust (the internal CA's, or the
     /// operator's chain).
@@ -38,6 +40,9 @@ impl Running {
     /// Stops both listeners, lets open requests finish, closes the database.
     pub async fn shutdown(self) {
         self.ops_task.abort();
+        if let Some(watch) = &self.waf_watch {
+            watch.abort();
+        }
         self.public.shutdown(Duration::from_secs(10)).await;
         self.checkpoint_task.abort();
         // Sign the tail, so a verifier can tell a clean stop from a cut log.
@@ -189,10 +194,21 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         idle_timeout: config.idle_timeout,
         max_connections: config.max_connections,
         demo_widget_key,
+        max_connections_per_address: config.max_connections_per_address,
+        body_read_timeout: config.body_read_timeout,
+        max_body_bytes: config.max_body_bytes,
+        max_header_bytes: config.max_header_bytes,
+        http2_max_concurrent_streams: config.http2_max_concurrent_streams,
+        websocket_max_message_bytes: config.websocket_max_message_bytes,
     };
     let (audit, vault) = open_auditor(config, store.clone(), "internal").await?;
     let visitor_tokens = visitor_tokens(config, &vault).await?;
     let checkpoint_task = audit.spawn_checkpoints();
+    let waf = palisade_gateway::waf::Waf::load(config.waf_mode, config.waf_rules_file.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("loading the WAF rules (waf.rules_file)")?;
+    let waf = Arc::new(waf);
+    let waf_watch = waf.clone().watch(Duration::from_secs(2));
     let state = AppState {
         audit,
         chat: Chat::new(store),
@@ -205,6 +221,10 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         metrics: Arc::new(Metrics::default()),
         ended_sessions: tokio::sync::broadcast::channel(256).0,
         login_throttle: Arc::new(palisade_gateway::LoginThrottle::new(config.login_throttle)),
+        limits: Arc::new(palisade_gateway::limits::RateLimiter::new(
+            config.limits.clone(),
+        )),
+        waf,
     };
     let public = palisade_gateway::serve_public(config.public_addr, tls, state.clone())
         .await
@@ -217,6 +237,7 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         ops_addr,
         ops_task,
         checkpoint_task,
+        waf_watch,
         state,
         ca_cert_path: material.ca_cert_path.clone(),
     })

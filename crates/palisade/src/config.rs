@@ -7,6 +7,8 @@
 //! `PALISADE_SERVER__PUBLIC_ADDR=0.0.0.0:443`. A value is read as TOML when it
 //! parses as such (numbers, booleans, arrays) and as a string otherwise.
 
+use palisade_gateway::limits::{Class, ClassQuotas, LimitSettings, Quota};
+use palisade_gateway::waf::Mode as WafMode;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,8 @@ pub struct RawConfig {
     sessions: RawSessions,
     log: RawLog,
     audit: RawAudit,
+    limits: RawLimits,
+    waf: RawWaf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +70,12 @@ struct RawServer {
     header_read_timeout_secs: u64,
     idle_timeout_secs: u64,
     max_connections: usize,
+    max_connections_per_address: usize,
+    body_read_timeout_secs: u64,
+    max_body_bytes: usize,
+    max_header_bytes: usize,
+    http2_max_concurrent_streams: u32,
+    websocket_max_message_bytes: usize,
 }
 
 impl Default for RawServer {
@@ -79,6 +89,12 @@ impl Default for RawServer {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 120,
             max_connections: 10_000,
+            max_connections_per_address: 256,
+            body_read_timeout_secs: 10,
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 32 * 1024,
+            http2_max_concurrent_streams: 100,
+            websocket_max_message_bytes: 16 * 1024,
         }
     }
 }
@@ -148,6 +164,156 @@ impl Default for RawLog {
     }
 }
 
+/// `[limits]`: rates as `"<n>/<s|min|h> burst <b>"` or `"off"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    login_per_address: String,
+    login_per_account: String,
+    session_per_address: String,
+    session_per_tenant: String,
+    send_per_address: String,
+    send_per_credential: String,
+    send_per_tenant: String,
+    read_per_address: String,
+    read_per_credential: String,
+    read_per_tenant: String,
+    write_per_address: String,
+    write_per_credential: String,
+    write_per_tenant: String,
+    ws_messages_per_connection: String,
+    max_tracked_keys: usize,
+    /// Tenant id -> class (login, session, send, read, write) -> rate.
+    tenant_overrides:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        let rate = |text: &str| text.to_owned();
+        Self {
+            login_per_address: rate("20/min burst 10"),
+            login_per_account: rate("10/min burst 5"),
+            session_per_address: rate("60/min burst 20"),
+            session_per_tenant: rate("3000/min burst 300"),
+            send_per_address: rate("1200/min burst 120"),
+            send_per_credential: rate("60/min burst 20"),
+            send_per_tenant: rate("6000/min burst 600"),
+            read_per_address: rate("3000/min burst 300"),
+            read_per_credential: rate("600/min burst 100"),
+            read_per_tenant: rate("60000/min burst 3000"),
+            write_per_address: rate("600/min burst 60"),
+            write_per_credential: rate("120/min burst 30"),
+            write_per_tenant: rate("6000/min burst 600"),
+            ws_messages_per_connection: rate("120/min burst 30"),
+            max_tracked_keys: 200_000,
+            tenant_overrides: Default::default(),
+        }
+    }
+}
+
+impl RawLimits {
+    fn validate(self) -> Result<LimitSettings, ConfigError> {
+        let quota = |key: &str, text: &str| {
+            Quota::parse(text).map_err(|reason| refuse(&format!("limits.{key}"), reason))
+        };
+        let class = |name: &str, a: &str, c: Option<&str>, t: Option<&str>| {
+            Ok::<_, ConfigError>(ClassQuotas {
+                per_address: quota(&format!("{name}_per_address"), a)?,
+                per_credential: match c {
+                    Some(c) => quota(&format!("{name}_per_credential"), c)?,
+                    None => None,
+                },
+                per_tenant: match t {
+                    Some(t) => quota(&format!("{name}_per_tenant"), t)?,
+                    None => None,
+                },
+            })
+        };
+        let mut overrides = std::collections::HashMap::new();
+        for (tenant, classes) in &self.tenant_overrides {
+            let mut parsed = std::collections::HashMap::new();
+            for (name, text) in classes {
+                let key = format!("limits.tenant_overrides.{tenant}.{name}");
+                let class = match name.as_str() {
+                    "login" => Class::Login,
+                    "session" => Class::Session,
+                    "send" => Class::Send,
+                    "read" => Class::Read,
+                    "write" => Class::Write,
+                    _ => {
+                        return Err(refuse(
+                            &key,
+                            "must be one of login, session, send, read, write",
+                        ));
+                    }
+                };
+                let quota = Quota::parse(text)
+                    .map_err(|reason| refuse(&key, reason))?
+                    .ok_or_else(|| refuse(&key, "an override must be a rate, not off"))?;
+                parsed.insert(class, quota);
+            }
+            overrides.insert(tenant.clone(), parsed);
+        }
+        Ok(LimitSettings {
+            login: class("login", &self.login_per_address, None, None)?,
+            login_per_account: quota("login_per_account", &self.login_per_account)?,
+            session: class(
+                "session",
+                &self.session_per_address,
+                None,
+                Some(&self.session_per_tenant),
+            )?,
+            send: class(
+                "send",
+                &self.send_per_address,
+                Some(&self.send_per_credential),
+                Some(&self.send_per_tenant),
+            )?,
+            read: class(
+                "read",
+                &self.read_per_address,
+                Some(&self.read_per_credential),
+                Some(&self.read_per_tenant),
+            )?,
+            write: class(
+                "write",
+                &self.write_per_address,
+                Some(&self.write_per_credential),
+                Some(&self.write_per_tenant),
+            )?,
+            ws_messages_per_connection: quota(
+                "ws_messages_per_connection",
+                &self.ws_messages_per_connection,
+            )?,
+            tenant_overrides: overrides,
+            max_tracked_keys: positive(
+                "limits.max_tracked_keys",
+                self.max_tracked_keys as u64,
+                "keys",
+                100_000_000,
+            )? as usize,
+        })
+    }
+}
+
+/// `[waf]`: the application firewall.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWaf {
+    mode: String,
+    rules_file: Option<PathBuf>,
+}
+
+impl Default for RawWaf {
+    fn default() -> Self {
+        Self {
+            mode: "block".into(),
+            rules_file: None,
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -182,6 +348,16 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub login_throttle: palisade_gateway::ThrottlePolicy,
+    pub max_connections_per_address: usize,
+    pub body_read_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub http2_max_concurrent_streams: u32,
+    pub websocket_max_message_bytes: usize,
+    pub limits: LimitSettings,
+    pub waf_mode: WafMode,
+    /// Operator WAF rules, re-read when the file changes; `None`: the embedded rules.
+    pub waf_rules_file: Option<PathBuf>,
     pub session_idle: Duration,
     pub session_absolute: Duration,
     pub visitor_token_ttl: Duration,
@@ -194,7 +370,9 @@ pub struct Config {
     pub audit_checkpoints: palisade_audit::CheckpointPolicy,
 }
 
-const SECTIONS: [&str; 6] = ["server", "tls", "database", "sessions", "log", "audit"];
+const SECTIONS: [&str; 8] = [
+    "server", "tls", "database", "sessions", "log", "audit", "limits", "waf",
+];
 const TOP_LEVEL: [&str; 1] = ["data_dir"];
 
 impl Config {
@@ -405,6 +583,32 @@ impl RawConfig {
         }
         let secs =
             |key: &str, v: u64, max: u64| positive(key, v, "seconds", max).map(Duration::from_secs);
+        let waf_mode = match self.waf.mode.as_str() {
+            "block" => WafMode::Block,
+            "detect" => WafMode::Detect,
+            "off" => WafMode::Off,
+            other => {
+                return Err(refuse(
+                    "waf.mode",
+                    format!("must be block, detect or off, not {other:?}"),
+                ));
+            }
+        };
+        if let Some(path) = &self.waf.rules_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                refuse("waf.rules_file", format!("reading {}: {e}", path.display()))
+            })?;
+            palisade_gateway::waf::Rules::parse(&text).map_err(|e| refuse("waf.rules_file", e))?;
+        }
+        let bytes = |key: &str, v: usize, min: usize, max: usize| {
+            if v < min || v > max {
+                return Err(refuse(
+                    key,
+                    format!("must be {min} to {max} bytes, not {v}"),
+                ));
+            }
+            Ok(v)
+        };
         Ok(Config {
             data_dir,
             public_addr,
@@ -430,6 +634,45 @@ impl RawConfig {
                 "connections",
                 1_000_000,
             )? as usize,
+            max_connections_per_address: positive(
+                "server.max_connections_per_address",
+                server.max_connections_per_address as u64,
+                "connections",
+                1_000_000,
+            )? as usize,
+            body_read_timeout: secs(
+                "server.body_read_timeout_secs",
+                server.body_read_timeout_secs,
+                300,
+            )?,
+            max_body_bytes: bytes(
+                "server.max_body_bytes",
+                server.max_body_bytes,
+                1024,
+                16 << 20,
+            )?,
+            // hyper refuses an HTTP/1.1 read buffer under 8 KiB.
+            max_header_bytes: bytes(
+                "server.max_header_bytes",
+                server.max_header_bytes,
+                8192,
+                1 << 20,
+            )?,
+            http2_max_concurrent_streams: positive(
+                "server.http2_max_concurrent_streams",
+                u64::from(server.http2_max_concurrent_streams),
+                "streams",
+                10_000,
+            )? as u32,
+            websocket_max_message_bytes: bytes(
+                "server.websocket_max_message_bytes",
+                server.websocket_max_message_bytes,
+                1024,
+                1 << 20,
+            )?,
+            limits: self.limits.validate()?,
+            waf_mode,
+            waf_rules_file: self.waf.rules_file,
             session_idle: Duration::from_secs(
                 60 * positive(
                     "sessions.idle_minutes",
@@ -556,6 +799,64 @@ mod tests {
     fn bad_environment_value_names_the_key() {
         let err = load("", &[("PALISADE_SERVER__MAX_CONNECTIONS", "lots")]).expect_err("refused");
         assert_eq!(err.key, "server.max_connections");
+    }
+
+    #[test]
+    fn limit_defaults_match_the_gateway_defaults() {
+        let config = load("", &[]).expect("defaults load");
+        let gateway = LimitSettings::default();
+        for class in [
+            Class::Login,
+            Class::Session,
+            Class::Send,
+            Class::Read,
+            Class::Write,
+        ] {
+            let (a, b) = (config.limits.class(class), gateway.class(class));
+            assert_eq!(a.per_address, b.per_address, "{class:?}");
+            assert_eq!(a.per_credential, b.per_credential, "{class:?}");
+            assert_eq!(a.per_tenant, b.per_tenant, "{class:?}");
+        }
+        assert_eq!(config.limits.login_per_account, gateway.login_per_account);
+        assert_eq!(
+            config.limits.ws_messages_per_connection,
+            gateway.ws_messages_per_connection
+        );
+        assert_eq!(config.waf_mode, WafMode::Block);
+    }
+
+    #[test]
+    fn bad_limits_and_waf_settings_name_their_key() {
+        let err = load("[limits]\nsend_per_tenant = \"lots\"\n", &[]).expect_err("refused");
+        assert_eq!(err.key, "limits.send_per_tenant");
+        let env = [("PALISADE_LIMITS__READ_PER_ADDRESS", "5/week")];
+        assert_eq!(
+            load("", &env).expect_err("refused").key,
+            "limits.read_per_address"
+        );
+        let toml = "[limits.tenant_overrides.t1]\nsending = \"5/s\"\n";
+        let err = load(toml, &[]).expect_err("refused");
+        assert_eq!(err.key, "limits.tenant_overrides.t1.sending");
+        let err = load("[waf]\nmode = \"loud\"\n", &[]).expect_err("refused");
+        assert_eq!(err.key, "waf.mode");
+        let err = load("[waf]\nrules_file = \"/nonexistent/rules.toml\"\n", &[]).expect_err("x");
+        assert_eq!(err.key, "waf.rules_file");
+        let err = load("[server]\nmax_header_bytes = 100\n", &[]).expect_err("refused");
+        assert_eq!(err.key, "server.max_header_bytes");
+    }
+
+    #[test]
+    fn limits_can_be_set_and_turned_off() {
+        let toml = "[limits]\nsend_per_tenant = \"5/s burst 9\"\nlogin_per_account = \"off\"\n\
+                    [limits.tenant_overrides.t1]\nsend = \"100/s\"\n";
+        let config = load(toml, &[]).expect("loads");
+        let quota = config.limits.send.per_tenant.expect("on");
+        assert_eq!((quota.count, quota.burst), (5, 9));
+        assert_eq!(config.limits.login_per_account, None);
+        assert_eq!(
+            config.limits.tenant_overrides["t1"][&Class::Send].count,
+            100
+        );
     }
 
     #[test]

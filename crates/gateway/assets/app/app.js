@@ -15,6 +15,7 @@ import {
   whenSessionExpires,
 } from "./api.js";
 import { ConversationList } from "./list.js";
+import { askForCode, enroll } from "./mfa.js";
 import { ThreadView } from "./thread.js";
 
 const $ = (id) => document.getElementById(id);
@@ -70,11 +71,19 @@ const thread = new ThreadView(
 
 async function resumeSession() {
   try {
-    const { agent, csrf_token: csrf } = await api("GET", "/v1/agent/me");
-    signedIn(agent, csrf);
+    const { agent, csrf_token: csrf, stage } = await api("GET", "/v1/agent/me");
+    continueSignIn(agent, csrf, stage);
   } catch (err) {
     showLogin(err instanceof ApiError ? null : describeError(err));
   }
+}
+
+/** Signs in fully, or first asks for the second factor or its set-up. */
+function continueSignIn(agent, csrf, stage) {
+  ui.loading.hidden = true;
+  if (stage === "mfa") askForCode(csrf, signedIn);
+  else if (stage === "enroll") enroll(csrf, signedIn);
+  else signedIn(agent, csrf);
 }
 
 function signedIn(agent, csrf) {
@@ -122,9 +131,10 @@ ui.loginForm.addEventListener("submit", async (event) => {
 
   const credentials = { email: ui.email.value.trim(), password: ui.password.value };
   try {
-    const { agent, csrf_token: csrf } = await api("POST", "/v1/agent/login", credentials);
+    const { agent, csrf_token: csrf, stage } = await api("POST", "/v1/agent/login", credentials);
     ui.password.value = "";
-    signedIn(agent, csrf);
+    ui.login.hidden = true;
+    continueSignIn(agent, csrf, stage);
   } catch (err) {
     const wrong = err instanceof ApiError && err.status === 401;
     showLogin(wrong ? "That email and password do not match." : describeError(err));

@@ -111,6 +111,7 @@ async fn login(
     source: Source,
     StrictJson(req): StrictJson<LoginRequest>,
 ) -> ApiResult<Response> {
+    crate::middleware::limit_account(&state, req.email.trim())?;
     let address = conn.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.peer.ip());
     let account_key = req.email.trim().to_lowercase();
     if let Some(wait) = state.login_throttle.wait(&account_key, address) {
@@ -158,6 +159,7 @@ async fn login(
     record(&state, signed_in).await?;
 
     let agent = credentials.agent;
+    crate::middleware::note_tenant(agent.tenant_id.as_str());
     let store = state.chat.store();
     let has_mfa = store
         .mfa(&agent.tenant_id, &agent.id)

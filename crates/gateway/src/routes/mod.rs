@@ -44,6 +44,12 @@ pub fn table() -> Vec<Route> {
             Access::Public,
             get(crate::assets::app),
         ),
+        route(
+            Method::GET,
+            "/openapi.json",
+            Access::Public,
+            get(crate::openapi::document),
+        ),
         route(Method::GET, "/", Access::Public, get(crate::assets::root)),
     ]);
     all

@@ -79,6 +79,8 @@ async fn create_session(
         .widget_by_public_key(&req.widget_key)
         .await?
         .ok_or(ApiError::NotFound("widget"))?;
+    let tenant = widget.tenant_id.as_str();
+    crate::middleware::limit_tenant(&state, crate::limits::Class::Session, tenant)?;
 
     if req.resume_token.is_some() && (req.name.is_some() || req.email.is_some()) {
         let message = "send either resume_token or name and email, not both";

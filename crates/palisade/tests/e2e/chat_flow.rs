@@ -153,7 +153,7 @@ async fn resending_a_client_msg_id_returns_the_first_ack_and_stores_once() {
 #[tokio::test]
 async fn concurrent_sends_get_gapless_unique_sequence_numbers() {
     on_each_backend(|backend| async move {
-        let server = TestServer::start(backend).await;
+        let server = TestServer::start_with_env(backend, BULK_SENDS).await;
         let tenant = server.seed_tenant("burst").await;
         let (token, conversation) = server.visitor(&tenant).await;
         let path = format!("/v1/visitor/conversations/{conversation}/messages");

@@ -150,7 +150,7 @@ async fn message_text_and_visitor_details_never_reach_the_database_files() {
 #[tokio::test]
 async fn keys_cli_rotates_while_the_server_runs_and_every_message_stays_readable() {
     on_each_backend(|backend| async move {
-        let server = TestServer::start(backend).await;
+        let server = TestServer::start_with_env(backend, BULK_SENDS).await;
         let tenant = server.seed_tenant("rotor").await;
         let (conversation, mut ws) = visitor_with_name(&server, &tenant, "Rota").await;
         let sender = tokio::spawn(async move {

@@ -33,6 +33,16 @@ pub struct Tenant {
     pub password: String,
 }
 
+/// Per-sender send quotas lifted, for tests that send in bulk on purpose
+/// (far over a person's default quota, which those tests are not about).
+pub const BULK_SENDS: &[(&str, &str)] = &[
+    ("PALISADE_LIMITS__SEND_PER_CREDENTIAL", "1000/s burst 1000"),
+    (
+        "PALISADE_LIMITS__WS_MESSAGES_PER_CONNECTION",
+        "1000/s burst 1000",
+    ),
+];
+
 /// Trusts exactly the CA certificate at `path`.
 pub fn client_tls(path: &std::path::Path) -> rustls::ClientConfig {
     use rustls_pki_types::pem::PemObject;
