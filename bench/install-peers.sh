@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the peers Palisade is measured against, and the load tools, from
+# Debian. Safe to run again: it installs only what is missing. Services are
+# not started by the packages here (Debian's policy-rc.d in containers, or
+# run.sh stops nothing it did not start); run.sh starts its own instances on
+# loopback with their own configuration files.
+set -euo pipefail
+
+# command -> Debian package that provides it
+declare -A wanted=(
+  [nginx]=nginx
+  [haproxy]=haproxy
+  [wrk]=wrk
+  [h2load]=nghttp2-client
+  [pgbench]=postgresql-contrib
+  [sqlite3]=sqlite3
+  [openssl]=openssl
+  [taskset]=util-linux
+)
+
+missing=()
+for cmd in "${!wanted[@]}"; do
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    missing+=("${wanted[$cmd]}")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-peers: everything is present"
+  exit 0
+fi
+
+echo "install-peers: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y --no-install-recommends "${missing[@]}"
