@@ -16,6 +16,8 @@ declare -A wanted=(
   [sqlite3]=sqlite3
   [openssl]=openssl
   [taskset]=util-linux
+  [curl]=curl
+  [jq]=jq
 )
 
 missing=()

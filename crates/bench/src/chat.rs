@@ -61,6 +61,9 @@ pub struct Report {
     pub error_samples: Vec<String>,
     pub ack: Summary,
     pub delivery: Summary,
+    /// CPU cores the generator kept busy during the schedule; near the
+    /// number it may use means the figures are the generator's limit.
+    pub generator_cores: f64,
 }
 
 /// Counters every task adds to.
@@ -161,25 +164,30 @@ pub async fn run(
         .senders_left
         .store(visitor_sockets.len() as u64, Relaxed);
     let body: String = "x".repeat(plan.body_len.clamp(1, 4000));
-    let count = visitor_sockets.len().max(1) as f64;
-    let interval = Duration::from_secs_f64(count / plan.rate.max(0.001));
-    let stagger = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
+    let lanes = crate::pace::spawn(
+        plan.rate,
+        start.into_std(),
+        clock.end.into_std(),
+        visitor_sockets.len(),
+    );
 
+    let me = std::process::id();
+    let cpu_before = crate::procfs::cpu_seconds(me).unwrap_or(0.0);
     let mut tasks = tokio::task::JoinSet::new();
     for ws in agent_sockets {
         tasks.spawn(agent(ws, clock, shared.clone()));
     }
-    for (v, ws) in visitor_sockets.into_iter().enumerate() {
-        let first = start + stagger * v as u32;
+    for (v, (ws, lane)) in visitor_sockets.into_iter().zip(lanes).enumerate() {
         let schedule = Schedule {
             v,
-            first,
-            interval,
+            lane,
             body: body.clone(),
         };
         tasks.spawn(visitor(ws, schedule, clock, shared.clone()));
     }
     while tasks.join_next().await.is_some() {}
+    let busy = crate::procfs::cpu_seconds(me).unwrap_or(0.0) - cpu_before;
+    let generator_cores = busy / start.elapsed().as_secs_f64().max(0.001);
 
     let window = plan
         .duration
@@ -200,6 +208,7 @@ pub async fn run(
         error_samples: shared.samples.lock().map(|s| s.clone()).unwrap_or_default(),
         ack: lock(&shared.ack),
         delivery: lock(&shared.delivery),
+        generator_cores,
     })
 }
 
@@ -252,21 +261,18 @@ pub async fn hello(ws: &mut Ws, visitor: &Visitor) -> anyhow::Result<()> {
 
 struct Schedule {
     v: usize,
-    first: Instant,
-    interval: Duration,
+    lane: crate::pace::Lane,
     body: String,
 }
 
-async fn visitor(ws: Ws, schedule: Schedule, clock: Clock, shared: Arc<Shared>) {
+async fn visitor(ws: Ws, mut schedule: Schedule, clock: Clock, shared: Arc<Shared>) {
     let (mut sink, mut stream) = ws.split();
     let sent = AtomicU64::new(0);
     let done_sending = AtomicU64::new(0);
 
     let send = async {
-        let mut due = schedule.first;
         let mut k = 0u64;
-        while due < clock.end {
-            tokio::time::sleep_until(due).await;
+        while let Some(due) = schedule.lane.recv().await {
             let nanos = (due - clock.start).as_nanos();
             let frame = format!(
                 r#"{{"type":"send","client_msg_id":"b-{}-{k}-{nanos}","body":"{}"}}"#,
@@ -279,7 +285,6 @@ async fn visitor(ws: Ws, schedule: Schedule, clock: Clock, shared: Arc<Shared>) 
             sent.fetch_add(1, Relaxed);
             shared.sent.fetch_add(1, Relaxed);
             k += 1;
-            due += schedule.interval;
         }
         done_sending.store(1, Relaxed);
         shared.senders_left.fetch_sub(1, Relaxed);

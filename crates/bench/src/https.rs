@@ -50,25 +50,29 @@ pub async fn run(
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
     let connections = plan.connections.max(1);
+    let mut streams = Vec::with_capacity(connections);
+    for c in 0..connections {
+        let tcp = target.connect(c, 1).await.context("TCP connect")?;
+        let name = crate::tls::server_name(&target.host)?;
+        streams.push(
+            connector
+                .connect(name, tcp)
+                .await
+                .context("TLS handshake")?,
+        );
+    }
     let start = Instant::now() + Duration::from_millis(200);
-    let interval = Duration::from_secs_f64(connections as f64 / plan.rate.max(0.001));
-    let stagger = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
+    let measure_from = start + plan.warmup;
+    let end = start + plan.duration;
+    let lanes = crate::pace::spawn(plan.rate, start.into_std(), end.into_std(), connections);
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: palisade-bench\r\n\r\n",
         plan.path, target.host
     );
 
     let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..connections {
-        let tcp = target.connect(c, 1).await.context("TCP connect")?;
-        let name = crate::tls::server_name(&target.host)?;
-        let stream = connector
-            .connect(name, tcp)
-            .await
-            .context("TLS handshake")?;
+    for (c, (stream, mut lane)) in streams.into_iter().zip(lanes).enumerate() {
         let request = request.clone();
-        let plan = plan.clone();
-        let first = start + stagger * c as u32;
         tasks.spawn(async move {
             let mut stream = BufReader::new(stream);
             let mut out = Outcome {
@@ -78,11 +82,7 @@ pub async fn run(
                 errors: 0,
                 body_bytes: 0,
             };
-            let measure_from = start + plan.warmup;
-            let end = start + plan.duration;
-            let mut due = first;
-            while due < end {
-                tokio::time::sleep_until(due).await;
+            while let Some(due) = lane.recv().await {
                 let result = async {
                     stream.get_mut().write_all(request.as_bytes()).await?;
                     read_response(&mut stream).await
@@ -109,7 +109,6 @@ pub async fn run(
                         break;
                     }
                 }
-                due += interval;
             }
             out
         });

@@ -15,6 +15,7 @@ pub mod chat;
 pub mod handshake;
 pub mod https;
 pub mod idle;
+pub mod pace;
 pub mod procfs;
 pub mod setup;
 pub mod smoke;

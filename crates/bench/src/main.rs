@@ -222,6 +222,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             eprintln!("  ack      {}", report.ack);
             eprintln!("  delivery {}", report.delivery);
+            eprintln!("  generator busy {:.2} cores", report.generator_cores);
             for sample in &report.error_samples {
                 eprintln!("  error: {sample}");
             }
