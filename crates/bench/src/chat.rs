@@ -34,6 +34,8 @@ pub struct Plan {
     pub body_len: usize,
     /// Source addresses to spread connections over (1: the default).
     pub sources: usize,
+    /// The server's pid, to report how busy it was.
+    pub server_pid: Option<u32>,
 }
 
 /// Who takes part: visitors (each with a conversation) and agent sessions.
@@ -64,6 +66,8 @@ pub struct Report {
     /// CPU cores the generator kept busy during the schedule; near the
     /// number it may use means the figures are the generator's limit.
     pub generator_cores: f64,
+    /// CPU cores the server kept busy (0 without its pid).
+    pub server_cores: f64,
 }
 
 /// Counters every task adds to.
@@ -173,6 +177,8 @@ pub async fn run(
 
     let me = std::process::id();
     let cpu_before = crate::procfs::cpu_seconds(me).unwrap_or(0.0);
+    let server_cpu = |pid: Option<u32>| pid.and_then(|p| crate::procfs::cpu_seconds(p).ok());
+    let server_before = server_cpu(plan.server_pid).unwrap_or(0.0);
     let mut tasks = tokio::task::JoinSet::new();
     for ws in agent_sockets {
         tasks.spawn(agent(ws, clock, shared.clone()));
@@ -187,7 +193,10 @@ pub async fn run(
     }
     while tasks.join_next().await.is_some() {}
     let busy = crate::procfs::cpu_seconds(me).unwrap_or(0.0) - cpu_before;
-    let generator_cores = busy / start.elapsed().as_secs_f64().max(0.001);
+    let elapsed = start.elapsed().as_secs_f64().max(0.001);
+    let generator_cores = busy / elapsed;
+    let server_cores =
+        server_cpu(plan.server_pid).map_or(0.0, |after| (after - server_before) / elapsed);
 
     let window = plan
         .duration
@@ -209,6 +218,7 @@ pub async fn run(
         ack: lock(&shared.ack),
         delivery: lock(&shared.delivery),
         generator_cores,
+        server_cores,
     })
 }
 

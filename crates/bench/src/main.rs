@@ -67,6 +67,9 @@ enum Command {
         /// The Origin agent sockets send (default: the URL).
         #[arg(long)]
         origin: Option<String>,
+        /// With it, also how many cores the server kept busy.
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// Idle TLS WebSockets and the server's resident memory per connection.
     Idle {
@@ -190,6 +193,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             drain,
             body_len,
             origin,
+            server_pid,
         } => {
             let (target, tls) = connect(&server).await?;
             let api = setup::Api::new(&target, &tls)?;
@@ -209,6 +213,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 drain: secs(drain),
                 body_len,
                 sources: server.sources,
+                server_pid,
             };
             let report = chat::run(&target, &tls, &cast, &plan).await?;
             eprintln!(
@@ -222,7 +227,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             eprintln!("  ack      {}", report.ack);
             eprintln!("  delivery {}", report.delivery);
-            eprintln!("  generator busy {:.2} cores", report.generator_cores);
+            eprintln!(
+                "  busy: generator {:.2} cores, server {:.2} cores",
+                report.generator_cores, report.server_cores
+            );
             for sample in &report.error_samples {
                 eprintln!("  error: {sample}");
             }

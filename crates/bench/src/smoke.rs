@@ -73,5 +73,6 @@ pub fn plan() -> Plan {
         drain: Duration::from_secs(10),
         body_len: 40,
         sources: 1,
+        server_pid: None,
     }
 }
