@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Palisade measured side by side with the servers people would pick instead.
 #
-#   bench/run.sh [--quick] [chat] [https] [handshake] [idle]
+#   bench/run.sh [--quick] [chat] [https] [handshake] [idle] [postgres]
 #
 # With no scenario names it runs them all, in that order. --quick runs each
 # for a second or two (for trying the script out); the default is the fuller
@@ -29,25 +29,26 @@ SCENARIOS=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    chat | https | handshake | idle) SCENARIOS+=("$arg") ;;
-    *) echo "run.sh: unknown argument $arg (scenarios: chat https handshake idle)" >&2; exit 2 ;;
+    chat | https | handshake | idle | postgres) SCENARIOS+=("$arg") ;;
+    *) echo "run.sh: unknown argument $arg (scenarios: chat https handshake idle postgres)" >&2; exit 2 ;;
   esac
 done
-[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=(chat https handshake idle)
+[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=(chat https handshake idle postgres)
 
 # Durations (seconds) and sizes: quick, or full.
 if [ "$QUICK" = 1 ]; then
   CHAT_SECS=3 CHAT_WARMUP=1 CHAT_RATES="2000" CHAT_VISITORS=50
-  CEILING_SECS=1 HTTP_SECS=3 HANDSHAKE_SECS=2 IDLE_CONNS=200
+  CEILING_SECS=1 HTTP_SECS=3 HANDSHAKE_SECS=2 IDLE_CONNS=200 PG_RATES="1000"
 else
   CHAT_SECS=15 CHAT_WARMUP=3 CHAT_RATES="5000 10000 20000" CHAT_VISITORS=200
-  CEILING_SECS=5 HTTP_SECS=10 HANDSHAKE_SECS=10 IDLE_CONNS=2000
+  CEILING_SECS=5 HTTP_SECS=10 HANDSHAKE_SECS=10 IDLE_CONNS=2000 PG_RATES="2000 5000 10000"
 fi
 
 CHAT_RATES=${BENCH_CHAT_RATES:-$CHAT_RATES}
 
 PALISADE_PORT=18443 PALISADE_OPS_PORT=19090
-NGINX_PORT=18444 HAPROXY_PORT=18445 ECHO_PORT=18446
+NGINX_PORT=18444 HAPROXY_PORT=18445 ECHO_PORT=18446 PG_PORT=18432
+PGBIN=${BENCH_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 
 BIN=$OUT/bin
 RESULTS=$OUT/results.tsv
@@ -101,7 +102,8 @@ start_palisade() {
   rm -rf "$data"
   mkdir -p "$data"
   [ -d "$OUT/tls" ] && cp -a "$OUT/tls" "$data/tls"
-  PALISADE_SERVER__PUBLIC_ADDR=127.0.0.1:$PALISADE_PORT \
+  PALISADE_DATABASE__URL=${2:-sqlite://$data/palisade.db?mode=rwc} \
+    PALISADE_SERVER__PUBLIC_ADDR=127.0.0.1:$PALISADE_PORT \
     PALISADE_SERVER__OPS_ADDR=127.0.0.1:$PALISADE_OPS_PORT \
     PALISADE_LOG__LEVEL=warn PALISADE_LOG__FORMAT=text \
     taskset -c "$SERVER_CPU" "$BIN/palisade" demo --data-dir "$data" >"$data.out" 2>"$data.err" &
@@ -321,6 +323,61 @@ scenario_idle() {
   record "idle" "server RSS per idle TLS WebSocket ($IDLE_CONNS open)" "bytes" \
     "$(json .bytes_per_connection "$palisade")" "tokio-tungstenite echo (default buffers)" \
     "$(json .bytes_per_connection "$echo")" lower
+}
+
+# A private PostgreSQL cluster in $OUT (owned by the postgres user, trust
+# authentication, listening on 127.0.0.1 only), pinned to the server core.
+start_postgres() {
+  local dir=$OUT/pg
+  install -d -o postgres -g postgres "$dir"
+  setpriv --reuid=postgres --regid=postgres --init-groups \
+    "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log"
+  taskset -c "$SERVER_CPU" setpriv --reuid=postgres --regid=postgres --init-groups \
+    "$PGBIN/postgres" -D "$dir/data" -p "$PG_PORT" -k "$dir" -c listen_addresses=127.0.0.1 \
+    -c fsync=on -c synchronous_commit=on -c max_connections=200 >"$dir/server.log" 2>&1 &
+  PG_PID=$!
+  STARTED+=("$PG_PID")
+  wait_port "$PG_PORT"
+  psql -qAt -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE palisade" >/dev/null
+}
+
+scenario_postgres() {
+  start_postgres
+  local url="postgres://postgres@127.0.0.1:$PG_PORT/palisade"
+  start_palisade postgres "$url"
+  local rate report
+  for rate in $PG_RATES; do
+    log "postgres: Palisade at $rate msgs/s offered"
+    report=$(PALISADE_BENCH_AGENT_PASSWORD=$AGENT_PASSWORD on_load "$BENCH" chat \
+      --url "https://127.0.0.1:$PALISADE_PORT" --ca "$OUT/tls/ca.pem" --widget-key "$WIDGET_KEY" \
+      --visitors "$CHAT_VISITORS" --rate "$rate" --duration "$CHAT_SECS" --warmup "$CHAT_WARMUP" --drain 10 \
+      --server-pid "$PALISADE_PID")
+    echo "$report" >>"$OUT/postgres.jsonl"
+    record "chat-postgres" "acked msgs/s at $rate offered" "msgs/s" "$(json .acked_per_s "$report")" "" "" higher
+    record "chat-postgres" "ack p99 at $rate offered" "µs" "$(json .ack.p99_us "$report")" "" "" lower
+    record "chat-postgres" "errors at $rate offered" "count" "$(json .errors "$report")" "" "" lower
+  done
+  stop_palisade
+
+  # pgbench: the same single-row insert into Palisade's messages table, one
+  # commit per row, at the same durability, 64 clients.
+  local ids tenant conversation tps
+  ids=$(psql -qAt -F ' ' -h 127.0.0.1 -p "$PG_PORT" -U postgres -d palisade \
+    -c "SELECT tenant_id, id FROM conversations LIMIT 1")
+  read -r tenant conversation <<<"$ids"
+  {
+    echo "\\set seq random(1000000000, 9000000000000)"
+    echo "INSERT INTO messages (id, tenant_id, conversation_id, seq, client_msg_id, author_kind," \
+      "author_id, body, created_at) VALUES (gen_random_uuid()::text, :tenant, :conversation," \
+      ":seq, 'p-' || :seq, 'visitor', NULL, repeat('x', 100), 0);"
+  } >"$OUT/pgbench-insert.sql"
+  log "postgres: pgbench single-row inserts"
+  tps=$(on_load "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PG_PORT" -U postgres -c 64 -j 1 -T "$CHAT_SECS" \
+    -D tenant="'$tenant'" -D conversation="'$conversation'" -f "$OUT/pgbench-insert.sql" palisade \
+    | tee "$OUT/pgbench.out" | awk '/^tps/ {print $3}')
+  record "chat-postgres" "pgbench single-row inserts/s (64 clients, no Palisade)" "rows/s" "" \
+    "PostgreSQL alone" "$tps" higher
+  stop_pid "$PG_PID"
 }
 
 # ------------------------------------------------------------------ report
