@@ -194,6 +194,21 @@ stop_pid() {
 
 json() { jq -r "$1" <<<"$2"; }
 
+# What the figures were measured on, for BENCHMARKS.md.
+describe_machine() {
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+  echo "kernel: $(uname -r)"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "palisade: $(git -C "$ROOT" rev-parse --short HEAD) (release build)"
+  echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
+  echo "haproxy: $(haproxy -v | head -1 | cut -d' ' -f3)"
+  echo "wrk: $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
+  echo "openssl (nginx, haproxy, wrk): $(openssl version | cut -d' ' -f2)"
+  echo "postgresql: $("$PGBIN/postgres" --version | awk '{print $3}')"
+}
+describe_machine | tee "$OUT/machine.txt" >&2
+
 # ------------------------------------------------------------- scenarios
 
 scenario_chat() {
@@ -227,6 +242,7 @@ scenario_chat() {
     record "chat-sqlite" "ack p99.9 at $rate offered" "µs" "$(json .ack.p999_us "$report")" "" "" lower
     record "chat-sqlite" "delivery p99 at $rate offered" "µs" "$(json .delivery.p99_us "$report")" "" "" lower
     record "chat-sqlite" "errors at $rate offered" "count" "$(json .errors "$report")" "" "" lower
+    record "chat-sqlite" "unanswered 10 s after the last send, at $rate offered" "count" "$(json .unanswered "$report")" "" "" lower
     record "chat-sqlite" "server cores busy at $rate offered" "cores" "$(json .server_cores "$report")" "" "" lower
   done
   stop_palisade
@@ -356,6 +372,7 @@ scenario_postgres() {
     record "chat-postgres" "acked msgs/s at $rate offered" "msgs/s" "$(json .acked_per_s "$report")" "" "" higher
     record "chat-postgres" "ack p99 at $rate offered" "µs" "$(json .ack.p99_us "$report")" "" "" lower
     record "chat-postgres" "errors at $rate offered" "count" "$(json .errors "$report")" "" "" lower
+    record "chat-postgres" "unanswered 10 s after the last send, at $rate offered" "count" "$(json .unanswered "$report")" "" "" lower
   done
   stop_palisade
 
@@ -405,5 +422,6 @@ done
       printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, show($4, $3), $5, show($6, $3), ratio;
     }' "$RESULTS"
   echo
+  echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "Raw reports: $OUT"
 } | tee "$OUT/table.md"

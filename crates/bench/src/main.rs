@@ -217,12 +217,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let report = chat::run(&target, &tls, &cast, &plan).await?;
             eprintln!(
-                "chat: offered {:.0}/s, acked {:.0}/s ({} of {} sent), {} delivered, {} errors",
+                "chat: offered {:.0}/s, acked {:.0}/s ({} of {} sent), {} delivered, \
+                 {} unanswered at the end, {} errors",
                 report.offered_per_s,
                 report.acked_per_s,
                 report.acked,
                 report.sent,
                 report.delivered,
+                report.unanswered,
                 report.errors
             );
             eprintln!("  ack      {}", report.ack);

@@ -8,6 +8,7 @@ async fn a_short_chat_load_is_acked_and_delivered_without_errors() {
         .await
         .expect("the smoke load runs");
     assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+    assert_eq!(report.unanswered, 0, "{report:?}");
     assert!(report.acked > 0, "{report:?}");
     assert_eq!(report.acked, report.sent, "{report:?}");
     assert_eq!(report.delivered, report.sent, "{report:?}");
