@@ -88,6 +88,10 @@ enum Command {
         /// Seconds to wait after the last connection before measuring.
         #[arg(long, default_value_t = 3.0)]
         settle: f64,
+        /// All Palisade sockets join one visitor's conversation, so the
+        /// per-conversation state is paid once (to tell it apart).
+        #[arg(long)]
+        one_conversation: bool,
     },
     /// Small HTTPS GETs at a fixed rate over keep-alive connections.
     Https {
@@ -245,6 +249,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             kind,
             widget_key,
             settle,
+            one_conversation,
         } => {
             let (target, tls) = connect(&server).await?;
             let kind = match kind {
@@ -252,7 +257,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 IdleKind::Palisade => {
                     let key = widget_key.context("--kind palisade needs --widget-key")?;
                     let api = setup::Api::new(&target, &tls)?;
-                    idle::Kind::Palisade(api.visitors(&key, connections, 32).await?)
+                    let visitors = if one_conversation {
+                        vec![api.visitor(&key, "bench").await?; connections]
+                    } else {
+                        api.visitors(&key, connections, 32).await?
+                    };
+                    idle::Kind::Palisade(visitors)
                 }
             };
             let report = idle::run(
