@@ -12,10 +12,10 @@ declare -A wanted=(
   [haproxy]=haproxy
   [wrk]=wrk
   [h2load]=nghttp2-client
-  [pgbench]=postgresql-contrib
   [sqlite3]=sqlite3
   [openssl]=openssl
   [taskset]=util-linux
+  [setpriv]=util-linux
   [curl]=curl
   [jq]=jq
 )
@@ -26,12 +26,18 @@ for cmd in "${!wanted[@]}"; do
     missing+=("${wanted[$cmd]}")
   fi
 done
+# The PostgreSQL server, initdb and pgbench (run.sh starts a private cluster).
+if ! ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 \
+  || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-peers: everything is present"
   exit 0
 fi
 
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 echo "install-peers: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

@@ -30,7 +30,10 @@ for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     chat | https | handshake | idle | postgres) SCENARIOS+=("$arg") ;;
-    *) echo "run.sh: unknown argument $arg (scenarios: chat https handshake idle postgres)" >&2; exit 2 ;;
+    *)
+      echo "run.sh: unknown argument $arg (scenarios: chat https handshake idle postgres)" >&2
+      exit 2
+      ;;
   esac
 done
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=(chat https handshake idle postgres)
@@ -115,7 +118,11 @@ start_palisade() {
   done
   WIDGET_KEY=$(awk '/Widget key:/ {print $3}' "$data.out")
   AGENT_PASSWORD=$(awk '/Password:/ {print $2}' "$data.out")
-  [ -n "$WIDGET_KEY" ] || { cat "$data.err" >&2; echo "run.sh: palisade did not start" >&2; exit 1; }
+  if [ -z "$WIDGET_KEY" ]; then
+    cat "$data.err" >&2
+    echo "run.sh: palisade did not start" >&2
+    exit 1
+  fi
   [ -d "$OUT/tls" ] || cp -a "$data/tls" "$OUT/tls"
 }
 
@@ -161,7 +168,8 @@ http {
 }
 EOF
   mkdir -p "$OUT/nginx/tmp"
-  taskset -c "$SERVER_CPU" nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" 2>>"$OUT/nginx/logs/stderr" &
+  taskset -c "$SERVER_CPU" nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" \
+    2>>"$OUT/nginx/logs/stderr" &
   NGINX_PID=$!
   STARTED+=("$NGINX_PID")
   wait_port "$NGINX_PORT"
@@ -179,7 +187,8 @@ defaults
   timeout server 30s
 frontend bench
   bind 127.0.0.1:$HAPROXY_PORT ssl crt $OUT/haproxy.pem alpn h2,http/1.1
-  http-request return status 200 content-type "text/javascript; charset=utf-8" file $OUT/www/widget/loader.js
+  http-request return status 200 content-type "text/javascript; charset=utf-8" \
+    file $OUT/www/widget/loader.js
 EOF
   taskset -c "$SERVER_CPU" haproxy -W -db -f "$OUT/haproxy.cfg" >"$OUT/haproxy.out" 2>&1 &
   HAPROXY_PID=$!
@@ -218,12 +227,16 @@ scenario_chat() {
     local rate batch
     rate=$(json .rows_per_s "$line")
     batch=$(json .batch "$line")
-    record "chat-sqlite" "ceiling rows/s, bare insert, batch $batch" "rows/s" "" "sqlite (no server)" "$rate" higher
+    record "chat-sqlite" "ceiling rows/s, bare insert, batch $batch" "rows/s" "" \
+      "sqlite (no server)" "$rate" higher
     best=$(awk -v a="$best" -v b="$rate" 'BEGIN {print (b > a) ? b : a}')
-  done < <(on_server "$BENCH" sqlite-ceiling --dir "$OUT" --statements insert --batch 1,64,512 --duration "$CEILING_SECS")
+  done < <(on_server "$BENCH" sqlite-ceiling --dir "$OUT" --statements insert \
+    --batch 1,64,512 --duration "$CEILING_SECS")
   local writer
-  writer=$(on_server "$BENCH" sqlite-ceiling --dir "$OUT" --statements writer --batch 512 --duration "$CEILING_SECS")
-  record "chat-sqlite" "ceiling rows/s, Palisade's statements, batch 512" "rows/s" "" "sqlite (no server)" "$(json .rows_per_s "$writer")" higher
+  writer=$(on_server "$BENCH" sqlite-ceiling --dir "$OUT" --statements writer \
+    --batch 512 --duration "$CEILING_SECS")
+  record "chat-sqlite" "ceiling rows/s, Palisade's statements, batch 512" "rows/s" "" \
+    "sqlite (no server)" "$(json .rows_per_s "$writer")" higher
 
   start_palisade chat
   for rate in $CHAT_RATES; do
