@@ -11,7 +11,6 @@ declare -A wanted=(
   [nginx]=nginx
   [haproxy]=haproxy
   [wrk]=wrk
-  [h2load]=nghttp2-client
   [sqlite3]=sqlite3
   [openssl]=openssl
   [taskset]=util-linux
