@@ -105,7 +105,14 @@ start_palisade() {
   rm -rf "$data"
   mkdir -p "$data"
   [ -d "$OUT/tls" ] && cp -a "$OUT/tls" "$data/tls"
+  # A benchmark measures capacity, not quotas: the per-client rate limits
+  # (which one generator address and a few visitors would hit) are off.
   PALISADE_DATABASE__URL=${2:-sqlite://$data/palisade.db?mode=rwc} \
+    PALISADE_LIMITS__SEND_PER_ADDRESS=off PALISADE_LIMITS__SEND_PER_CREDENTIAL=off \
+    PALISADE_LIMITS__SEND_PER_TENANT=off PALISADE_LIMITS__WS_MESSAGES_PER_CONNECTION=off \
+    PALISADE_LIMITS__SESSION_PER_ADDRESS=off PALISADE_LIMITS__SESSION_PER_TENANT=off \
+    PALISADE_LIMITS__READ_PER_ADDRESS=off PALISADE_LIMITS__WRITE_PER_ADDRESS=off \
+    PALISADE_LIMITS__LOGIN_PER_ADDRESS=off PALISADE_SERVER__MAX_CONNECTIONS_PER_ADDRESS=100000 \
     PALISADE_SERVER__PUBLIC_ADDR=127.0.0.1:$PALISADE_PORT \
     PALISADE_SERVER__OPS_ADDR=127.0.0.1:$PALISADE_OPS_PORT \
     PALISADE_LOG__LEVEL=warn PALISADE_LOG__FORMAT=text \

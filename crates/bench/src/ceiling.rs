@@ -51,7 +51,8 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let file = dir.join(format!("ceiling-{}.db", uuid::Uuid::new_v4().simple()));
     let url = format!("sqlite://{}?mode=rwc", file.display());
-    let store = palisade_store::Store::connect(&url, 1)
+    let keys = palisade_store::testing::memory_keys();
+    let store = palisade_store::Store::connect(&url, 1, keys)
         .await
         .context("creating a database with Palisade's schema")?;
     store.close().await;

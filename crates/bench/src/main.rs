@@ -201,10 +201,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let (target, tls) = connect(&server).await?;
             let api = setup::Api::new(&target, &tls)?;
-            let mut sessions = Vec::new();
-            for _ in 0..agents {
-                sessions.push(api.agent_login(&agent_email, &agent_password).await?);
-            }
+            let sessions = api
+                .agent_sessions(&agent_email, &agent_password, agents)
+                .await?;
             let cast = chat::Cast {
                 visitors: api.visitors(&widget_key, visitors, 32).await?,
                 agents: sessions,

@@ -102,7 +102,8 @@ impl Api {
             .collect()
     }
 
-    pub async fn agent_login(&self, email: &str, password: &str) -> anyhow::Result<AgentSession> {
+    /// One sign-in request: the answer's body and the session cookie.
+    async fn sign_in(&self, email: &str, password: &str) -> anyhow::Result<(Value, String)> {
         let url = format!("{}/v1/agent/login", self.target.base);
         let response = self
             .http
@@ -114,17 +115,102 @@ impl Api {
         if !response.status().is_success() {
             bail!("agent login answered {}", response.status());
         }
-        let cookie = response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("palisade_session="))
-            .and_then(|v| v.split(';').next())
-            .context("agent login set no session cookie")?
-            .to_owned();
-        Ok(AgentSession { cookie })
+        let cookie = session_cookie(&response).context("agent login set no session cookie")?;
+        Ok((response.json().await.unwrap_or(Value::Null), cookie))
     }
+
+    /// A POST as a signed-in agent: the answer's body and any new cookie.
+    async fn agent_post(
+        &self,
+        cookie: &str,
+        csrf: &str,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<(Value, Option<String>)> {
+        let url = format!("{}{path}", self.target.base);
+        let response = self
+            .http
+            .post(&url)
+            .header("cookie", cookie)
+            .header("x-csrf-token", csrf)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let cookie = session_cookie(&response);
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("POST {path} answered {status}: {body}");
+        }
+        Ok((body, cookie))
+    }
+
+    /// `count` agent sessions for a run. The owner (the demo's, on a fresh
+    /// data directory) signs in, sets up its mandatory second factor, and
+    /// creates `count` agent accounts, which then sign in with a password:
+    /// the agent role needs no second factor unless the tenant says so.
+    pub async fn agent_sessions(
+        &self,
+        owner_email: &str,
+        owner_password: &str,
+        count: usize,
+    ) -> anyhow::Result<Vec<AgentSession>> {
+        let (body, mut cookie) = self.sign_in(owner_email, owner_password).await?;
+        let mut csrf = text(&body, "csrf_token")?;
+        match body["stage"].as_str() {
+            Some("full") => {}
+            Some("enroll") => {
+                let (enrolment, _) = self
+                    .agent_post(&cookie, &csrf, "/v1/agent/mfa/enroll", json!({}))
+                    .await?;
+                let totp = palisade_identity::Totp::from_base32(&text(&enrolment, "secret")?)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let now = u64::try_from(palisade_model::now_millis() / 1000).unwrap_or(0);
+                let code = json!({"code": totp.code_at(now)});
+                let (confirmed, new_cookie) = self
+                    .agent_post(&cookie, &csrf, "/v1/agent/mfa/confirm", code)
+                    .await?;
+                cookie = new_cookie.context("no session after setting up the second factor")?;
+                csrf = text(&confirmed["session"], "csrf_token")?;
+            }
+            other => bail!(
+                "the owner's sign-in stage is {other:?}: run against a fresh data directory, \
+                 whose owner has no second factor yet"
+            ),
+        }
+        let mut sessions = Vec::with_capacity(count);
+        for n in 0..count {
+            let email = format!(
+                "bench-agent-{n}-{}@bench.palisade.test",
+                uuid::Uuid::new_v4().simple()
+            );
+            let password = format!("bench password {}", uuid::Uuid::new_v4());
+            let account = json!({"email": email, "name": format!("Bench agent {n}"), "password": password, "role": "agent"});
+            self.agent_post(&cookie, &csrf, "/v1/admin/agents", account)
+                .await?;
+            let (body, agent_cookie) = self.sign_in(&email, &password).await?;
+            if body["stage"] != "full" {
+                bail!("a bench agent's sign-in stage is {}", body["stage"]);
+            }
+            sessions.push(AgentSession {
+                cookie: agent_cookie,
+            });
+        }
+        Ok(sessions)
+    }
+}
+
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("palisade_session="))
+        .and_then(|v| v.split(';').next())
+        .filter(|v| !v.ends_with('='))
+        .map(str::to_owned)
 }
 
 fn text(value: &Value, key: &str) -> anyhow::Result<String> {

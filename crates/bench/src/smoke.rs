@@ -21,6 +21,12 @@ pub async fn run(visitors: usize, plan: &Plan) -> anyhow::Result<Report> {
         ("PALISADE_SERVER__PUBLIC_ADDR", "127.0.0.1:0".to_owned()),
         ("PALISADE_SERVER__OPS_ADDR", "127.0.0.1:0".to_owned()),
         ("PALISADE_DATABASE__MAX_CONNECTIONS", "4".to_owned()),
+        // Capacity, not quotas: one generator address would hit these.
+        ("PALISADE_LIMITS__SEND_PER_ADDRESS", "off".to_owned()),
+        ("PALISADE_LIMITS__SEND_PER_CREDENTIAL", "off".to_owned()),
+        ("PALISADE_LIMITS__SEND_PER_TENANT", "off".to_owned()),
+        ("PALISADE_LIMITS__WS_MESSAGES_PER_CONNECTION", "off".to_owned()),
+        ("PALISADE_LIMITS__SESSION_PER_ADDRESS", "off".to_owned()),
     ]
     .map(|(k, v)| (k.to_owned(), v));
     let config = palisade::config::Config::load(None, env)?;
@@ -43,7 +49,7 @@ async fn load(
     let store = running.state.chat.store();
     let demo = palisade::demo::ensure(store, &running.state.passwords, origin, false).await?;
     let password = demo
-        .agent_password
+        .owner_password
         .context("a fresh data directory gives the demo agent a new password")?;
 
     let target = Target::parse(&format!(
@@ -55,10 +61,9 @@ async fn load(
     let api = Api::new(&target, &tls)?;
     let cast = Cast {
         visitors: api.visitors(&demo.widget.public_key, visitors, 8).await?,
-        agents: vec![
-            api.agent_login(&demo.agent_email, password.expose())
-                .await?,
-        ],
+        agents: api
+            .agent_sessions(&demo.owner_email, password.expose(), 1)
+            .await?,
         origin: origin.to_owned(),
     };
     crate::chat::run(&target, &tls, &cast, plan).await

@@ -35,7 +35,11 @@ mod tests {
             }
             let method = route.method.as_str().to_ascii_lowercase();
             let described = paths.get(route.path).and_then(|p| p.get(&method)).is_some();
-            assert!(described, "{} {} is missing from openapi.json", route.method, route.path);
+            assert!(
+                described,
+                "{} {} is missing from openapi.json",
+                route.method, route.path
+            );
         }
     }
 }
