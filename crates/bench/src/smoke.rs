@@ -25,7 +25,10 @@ pub async fn run(visitors: usize, plan: &Plan) -> anyhow::Result<Report> {
         ("PALISADE_LIMITS__SEND_PER_ADDRESS", "off".to_owned()),
         ("PALISADE_LIMITS__SEND_PER_CREDENTIAL", "off".to_owned()),
         ("PALISADE_LIMITS__SEND_PER_TENANT", "off".to_owned()),
-        ("PALISADE_LIMITS__WS_MESSAGES_PER_CONNECTION", "off".to_owned()),
+        (
+            "PALISADE_LIMITS__WS_MESSAGES_PER_CONNECTION",
+            "off".to_owned(),
+        ),
         ("PALISADE_LIMITS__SESSION_PER_ADDRESS", "off".to_owned()),
     ]
     .map(|(k, v)| (k.to_owned(), v));
