@@ -28,6 +28,7 @@ use palisade_model::{
 };
 use sqlx::{Any, Transaction};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -173,9 +174,25 @@ async fn run(
     tracing::info!("message writer stopped");
 }
 
+/// A conversation as the batch sees it: read once (and, on PostgreSQL,
+/// locked) at its first message, then kept in memory and written back once.
+struct ConversationState {
+    last_seq: i64,
+    status: String,
+    has_assignee: bool,
+    touched: bool,
+    /// The index (in the batch) of the message that re-opened it.
+    reopened_by: Option<usize>,
+}
+
 /// Writes every message of the batch in one transaction. A per-message
-/// refusal (unknown conversation) is that message's outcome; a database
-/// error fails the whole transaction.
+/// refusal (unknown conversation, reused id) is that message's outcome; a
+/// database error fails the whole transaction.
+///
+/// Per message this costs one statement: the insert, which also detects a
+/// resend through the sender's unique client id. Each conversation is read
+/// once and updated once per batch, whatever number of its messages the
+/// batch carries.
 async fn write_batch(
     store: &Store,
     batch: &[(NewMessage, Reply)],
@@ -195,22 +212,104 @@ async fn write_batch(
             keys.insert(tenant, active);
         }
     }
+    let mut conversations: HashMap<(&str, &str), Option<ConversationState>> = HashMap::new();
     let mut outcomes = Vec::with_capacity(batch.len());
-    for (message, _) in batch {
+    let now = now_millis();
+    for (index, (message, _)) in batch.iter().enumerate() {
         let Some((version, key)) = keys.get(message.tenant_id.as_str()) else {
             return Err(StoreError::Corrupt(
                 "no data key was loaded for a batch tenant".into(),
             ));
         };
+        let id_pair = (message.tenant_id.as_str(), message.conversation_id.as_str());
+        if let Entry::Vacant(slot) = conversations.entry(id_pair) {
+            slot.insert(load_conversation(store.backend(), &mut tx, message).await?);
+        }
+        let Some(Some(state)) = conversations.get_mut(&id_pair) else {
+            outcomes.push(Err(WriterError::ConversationNotFound));
+            continue;
+        };
         let sealing = Sealing {
             version: *version,
             key,
         };
-        outcomes.push(write_one(store, &mut tx, sealing, message).await?);
+        let outcome = write_one(store, &mut tx, sealing, message, state, now).await?;
+        if let Ok(appended) = &outcome
+            && !appended.duplicate
+            && state.status == "closed"
+            && message.author_kind == AuthorKind::Visitor
+        {
+            state.status = if state.has_assignee {
+                "assigned"
+            } else {
+                "open"
+            }
+            .to_owned();
+            state.reopened_by.get_or_insert(index);
+        }
+        outcomes.push(outcome);
+    }
+    for ((tenant, conversation), state) in &conversations {
+        let Some(state) = state.as_ref().filter(|s| s.touched) else {
+            continue;
+        };
+        sqlx::query(
+            "UPDATE conversations SET last_seq = $3, updated_at = $4, status = $5 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(*tenant)
+        .bind(*conversation)
+        .bind(state.last_seq)
+        .bind(now)
+        .bind(state.status.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for state in conversations.values().flatten() {
+        let Some(index) = state.reopened_by else {
+            continue;
+        };
+        let (message, _) = &batch[index];
+        let reopened = reload_conversation(store, &mut tx, message).await?;
+        if let Some(Ok(appended)) = outcomes.get_mut(index) {
+            appended.reopened = reopened;
+        }
     }
     tx.commit().await?;
     commits.fetch_add(1, Ordering::Relaxed);
     Ok(outcomes)
+}
+
+/// Reads the conversation a message goes to, locking its row on PostgreSQL
+/// until the batch commits (SQLite's write lock is already held).
+async fn load_conversation(
+    backend: Backend,
+    tx: &mut Transaction<'static, Any>,
+    message: &NewMessage,
+) -> Result<Option<ConversationState>> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT last_seq, status, assignee_id FROM conversations \
+             WHERE tenant_id = $1 AND id = $2"
+        }
+        Backend::Postgres => {
+            "SELECT last_seq, status, assignee_id FROM conversations \
+             WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+        }
+    };
+    let row = sqlx::query(sql)
+        .bind(message.tenant_id.as_str())
+        .bind(message.conversation_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(ConversationState {
+        last_seq: rows::int(&row, "last_seq")?,
+        status: rows::text(&row, "status")?,
+        has_assignee: rows::opt_text(&row, "assignee_id")?.is_some(),
+        touched: false,
+        reopened_by: None,
+    }))
 }
 
 /// The data key a batch seals a tenant's bodies with.
@@ -225,48 +324,12 @@ async fn write_one(
     tx: &mut Transaction<'static, Any>,
     sealing: Sealing<'_>,
     new: &NewMessage,
+    state: &mut ConversationState,
+    now: i64,
 ) -> Result<Result<Appended, WriterError>> {
     let tenant = new.tenant_id.as_str();
     let conversation = new.conversation_id.as_str();
-
-    if let Some(earlier) = find_resend(store, tx, new).await? {
-        if earlier.body != new.body {
-            return Ok(Err(WriterError::ClientIdReused));
-        }
-        return Ok(Ok(Appended {
-            tenant_id: new.tenant_id.clone(),
-            message: earlier,
-            duplicate: true,
-            reopened: None,
-        }));
-    }
-
-    let Some(row) =
-        sqlx::query("SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant)
-            .bind(conversation)
-            .fetch_optional(&mut **tx)
-            .await?
-    else {
-        return Ok(Err(WriterError::ConversationNotFound));
-    };
-    let reopens = rows::text(&row, "status")? == "closed" && new.author_kind == AuthorKind::Visitor;
-
-    let now = now_millis();
-    let row = sqlx::query(
-        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $3, \
-         status = CASE WHEN $4 = 1 THEN \
-             (CASE WHEN assignee_id IS NULL THEN 'open' ELSE 'assigned' END) ELSE status END \
-         WHERE tenant_id = $1 AND id = $2 RETURNING last_seq",
-    )
-    .bind(tenant)
-    .bind(conversation)
-    .bind(now)
-    .bind(i64::from(reopens))
-    .fetch_one(&mut **tx)
-    .await?;
-    let seq = rows::int(&row, "last_seq")?;
-
+    let seq = state.last_seq + 1;
     let id = MessageId::generate();
     let sealed = KeyRing::seal(
         sealing.key,
@@ -275,10 +338,12 @@ async fn write_one(
         id.as_str(),
         new.body.as_str(),
     )?;
-    sqlx::query(
+    // The sender's unique client id turns a resend into "nothing inserted".
+    let inserted = sqlx::query(
         "INSERT INTO messages (id, tenant_id, conversation_id, seq, client_msg_id, author_kind, \
          author_id, body, key_version, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (conversation_id, author_kind, author_id, client_msg_id) DO NOTHING",
     )
     .bind(id.as_str())
     .bind(tenant)
@@ -293,11 +358,24 @@ async fn write_one(
     .execute(&mut **tx)
     .await?;
 
-    let reopened = if reopens {
-        reload_conversation(store, tx, new).await?
-    } else {
-        None
-    };
+    if inserted.rows_affected() == 0 {
+        let Some(earlier) = find_resend(store, tx, new).await? else {
+            return Err(StoreError::Corrupt(
+                "a message insert conflicted with no earlier message".into(),
+            ));
+        };
+        if earlier.body != new.body {
+            return Ok(Err(WriterError::ClientIdReused));
+        }
+        return Ok(Ok(Appended {
+            tenant_id: new.tenant_id.clone(),
+            message: earlier,
+            duplicate: true,
+            reopened: None,
+        }));
+    }
+    state.last_seq = seq;
+    state.touched = true;
     Ok(Ok(Appended {
         tenant_id: new.tenant_id.clone(),
         message: Message {
@@ -312,7 +390,7 @@ async fn write_one(
             created_at: now,
         },
         duplicate: false,
-        reopened,
+        reopened: None,
     }))
 }
 
