@@ -48,18 +48,29 @@ pub fn event(
 
 /// Appends `event`; an error becomes a 500 and the caller stops.
 pub async fn record(state: &AppState, event: Event) -> Result<(), ApiError> {
+    let action = event.action;
+    state.audit.record(event).await.map(|_| ()).map_err(|err| {
+        raise_audit_alert(state, action, &err);
+        ApiError::internal(err)
+    })
+}
+
+/// An audit entry that could not be written is an alert: counted for the
+/// metrics and logged under the `palisade::alert` target.
+fn raise_audit_alert(state: &AppState, action: &str, err: &dyn std::fmt::Display) {
     state
-        .audit
-        .record(event)
-        .await
-        .map(|_| ())
-        .map_err(ApiError::internal)
+        .metrics
+        .alert_audit_write_failed
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(target: "palisade::alert", alert = "audit_write_failed", action, error = %err,
+        "an audit entry could not be written");
 }
 
 /// Appends `event` after an action already done; a failure is logged, as the
 /// action cannot be undone.
 pub async fn record_after(state: &AppState, event: Event) {
+    let action = event.action;
     if let Err(err) = state.audit.record(event).await {
-        tracing::error!(error = %err, "audit entry for a completed action could not be written");
+        raise_audit_alert(state, action, &err);
     }
 }

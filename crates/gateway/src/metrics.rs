@@ -20,6 +20,10 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     pub waf_blocked: AtomicU64,
     pub connections_refused_per_address: AtomicU64,
+    /// Alerts: audited actions refused because their entry could not be written.
+    pub alert_audit_write_failed: AtomicU64,
+    /// Alerts: vault secrets whose current version expires within the warning window.
+    pub secrets_expiring: AtomicU64,
 }
 
 impl Metrics {
@@ -125,6 +129,21 @@ impl Metrics {
         for (name, kind, help, value) in simple {
             put(name, kind, help, &[("", value)]);
         }
+        put(
+            "palisade_alerts_total",
+            "counter",
+            "Alerts raised (also logged with target palisade::alert).",
+            &[(
+                "{alert=\"audit_write_failed\"}",
+                self.alert_audit_write_failed.load(Relaxed),
+            )],
+        );
+        put(
+            "palisade_secrets_expiring",
+            "gauge",
+            "Vault secrets expiring within the warning window (or expired).",
+            &[("", self.secrets_expiring.load(Relaxed))],
+        );
         put(
             "palisade_message_commits_total",
             "counter",

@@ -26,6 +26,8 @@ pub struct Running {
     checkpoint_task: tokio::task::JoinHandle<()>,
     /// Polls the operator's WAF rule file, when there is one.
     waf_watch: Option<tokio::task::JoinHandle<()>>,
+    /// Raises alerts for vault secrets near expiry.
+    expiry_watch: tokio::task::JoinHandle<()>,
     pub state: AppState,
     /// The certificate clients must trust (the internal CA's, or the
     /// operator's chain).
@@ -40,6 +42,7 @@ impl Running {
     /// Stops both listeners, lets open requests finish, closes the database.
     pub async fn shutdown(self) {
         self.ops_task.abort();
+        self.expiry_watch.abort();
         if let Some(watch) = &self.waf_watch {
             watch.abort();
         }
@@ -232,13 +235,49 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
     let (ops_addr, ops_task) = palisade_gateway::serve_ops(config.ops_addr, state.clone())
         .await
         .with_context(|| format!("listening on {} (server.ops_addr)", config.ops_addr))?;
+    let expiry_watch = tokio::spawn(watch_secret_expiry(state.clone()));
     Ok(Running {
         public,
         ops_addr,
         ops_task,
         checkpoint_task,
         waf_watch,
+        expiry_watch,
         state,
         ca_cert_path: material.ca_cert_path.clone(),
     })
+}
+
+/// How far ahead a secret's expiry raises an alert.
+const EXPIRY_WARNING_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Every ten minutes, counts the vault secrets whose current version expires
+/// within [`EXPIRY_WARNING_MS`] (or has expired) for the metrics, and raises
+/// an alert (`palisade::alert` log target) once per secret version. Reads
+/// metadata only, never a value.
+async fn watch_secret_expiry(state: AppState) {
+    let mut alerted = std::collections::HashSet::new();
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        let horizon = palisade_model::now_millis().saturating_add(EXPIRY_WARNING_MS);
+        let expiring = match state.chat.store().vault_expiring(horizon).await {
+            Ok(expiring) => expiring,
+            Err(err) => {
+                tracing::warn!(error = %err, "checking vault secrets for expiry failed");
+                continue;
+            }
+        };
+        let count = u64::try_from(expiring.len()).unwrap_or(u64::MAX);
+        state
+            .metrics
+            .secrets_expiring
+            .store(count, std::sync::atomic::Ordering::Relaxed);
+        for (scope, name, version, expires_at) in expiring {
+            if alerted.insert((scope.clone(), name.clone(), version)) {
+                tracing::warn!(target: "palisade::alert", alert = "secret_expiring", %scope,
+                    secret = %name, version, expires_at, "a vault secret expires soon; rotate it");
+            }
+        }
+    }
 }

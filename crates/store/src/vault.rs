@@ -73,6 +73,31 @@ fn secret_meta(row: &AnyRow) -> Result<VaultSecretMeta> {
 }
 
 impl Store {
+    /// Current secret versions that expire before `before` (already expired
+    /// included), without their values: (scope, name, version, expires_at).
+    pub async fn vault_expiring(&self, before: i64) -> Result<Vec<(String, String, i64, i64)>> {
+        let found = sqlx::query(
+            "SELECT v.scope, v.name, v.version, v.expires_at FROM vault_versions v \
+             JOIN vault_secrets s ON s.scope = v.scope AND s.name = v.name \
+             AND s.current_version = v.version \
+             WHERE v.expires_at IS NOT NULL AND v.expires_at < $1 ORDER BY v.expires_at",
+        )
+        .bind(before)
+        .fetch_all(self.pool())
+        .await?;
+        found
+            .iter()
+            .map(|row| {
+                Ok((
+                    crate::rows::text(row, "scope")?,
+                    crate::rows::text(row, "name")?,
+                    crate::rows::int(row, "version")?,
+                    crate::rows::int(row, "expires_at")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Stores a new version and makes it current; returns its number. The
     /// previous version is marked superseded, valid until `previous_valid_until`.
     pub async fn vault_put(&self, write: VaultWrite<'_>) -> Result<i64> {

@@ -104,6 +104,9 @@ async fn sign_in_is_refused_when_the_audit_log_cannot_be_written() {
             )
             .await;
         assert_eq!(status, 500, "{body}");
+        // The failure is an alert: counted for the metrics (and logged).
+        let alerts = &server.running.state.metrics.alert_audit_write_failed;
+        assert!(alerts.load(std::sync::atomic::Ordering::Relaxed) >= 1);
         let row = sqlx::query("SELECT COUNT(*) AS n FROM agent_sessions")
             .fetch_one(&mut conn)
             .await

@@ -97,3 +97,38 @@ async fn operators_put_get_rotate_and_list_secrets_but_not_palisades_own_keys() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_secret_near_expiry_raises_an_alert_on_the_metrics() {
+    let server = TestServer::start(palisade_store::Backend::Sqlite).await;
+    server.seed_tenant("expiring").await;
+    let config = test_config(&server.data_dir, &server.database_url, &[]);
+    let put = VaultCommand::Put {
+        scope: Scope(Some("expiring".into())),
+        name: "webhook.secret".into(),
+        value: Zeroizing::new(b"soon gone".to_vec()),
+        policy: Some(Policy {
+            expire_after_secs: Some(3600),
+            ..Policy::default()
+        }),
+    };
+    run(&config, put, "a short-lived secret")
+        .await
+        .expect("put");
+    let (data_dir, url) = server.stop_keeping_data().await;
+    // The watcher checks at start: one secret expires within the week.
+    let server = TestServer::start_with(data_dir, url).await;
+    let metrics = &server.running.state.metrics;
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = metrics
+            .secrets_expiring
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1);
+    server.stop().await;
+}
