@@ -170,6 +170,26 @@ async fn logs_never_hold_cookies_tokens_or_message_text() {
         .map(|(_, v)| v.to_owned())
         .expect("cookie");
     let csrf = agent.csrf.clone();
+    // A vault secret written and read through the operator's commands.
+    let vault_value = "vault-value-orchid-9931";
+    let config = test_config(&server.data_dir, &server.database_url, &[]);
+    let scope = || palisade::vaultcmd::Scope(Some("logs".into()));
+    let put = palisade::vaultcmd::VaultCommand::Put {
+        scope: scope(),
+        name: "crm.key".into(),
+        value: zeroize::Zeroizing::new(vault_value.as_bytes().to_vec()),
+        policy: None,
+    };
+    palisade::vaultcmd::run(&config, put, "log test")
+        .await
+        .expect("vault put");
+    let get = palisade::vaultcmd::VaultCommand::Get {
+        scope: scope(),
+        name: "crm.key".into(),
+    };
+    palisade::vaultcmd::run(&config, get, "log test")
+        .await
+        .expect("vault get");
     server.stop().await;
 
     let logs = String::from_utf8_lossy(&sink.0.lock().expect("logs")).into_owned();
@@ -194,6 +214,7 @@ async fn logs_never_hold_cookies_tokens_or_message_text() {
         ("CSRF token", csrf.as_str()),
         ("message text", "plum-tangerine"),
         ("owner password", tenant.password.as_str()),
+        ("vault secret value", vault_value),
     ] {
         assert!(!logs.contains(needle), "the logs hold the {what}");
     }
