@@ -261,8 +261,19 @@ async fn me(auth: AgentAuth) -> Json<serde_json::Value> {
 /// Ends every session of the caller, on every device, and their sockets.
 async fn sign_out_everywhere(
     State(state): State<AppState>,
+    source: Source,
     auth: AgentAuth,
 ) -> ApiResult<Response> {
+    let agent = &auth.agent;
+    let entry = event(
+        &source,
+        (ActorKind::Agent, agent.id.as_str()),
+        Some(agent.tenant_id.as_str()),
+        "agent.sign_out_everywhere",
+        agent.id.as_str(),
+        Outcome::Started,
+    );
+    record(&state, entry).await?;
     let ended = state
         .chat
         .store()

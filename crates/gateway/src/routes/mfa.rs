@@ -10,6 +10,7 @@
 use super::agent::rotate_session;
 use crate::AppState;
 use crate::access::{Access, Route, route};
+use crate::audit::{Source, event, record};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, StrictJson};
 use axum::Json;
@@ -17,6 +18,7 @@ use axum::extract::State;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use palisade_audit::{ActorKind, Outcome};
 use palisade_identity::{Totp, qr_svg, recovery_code_hash, recovery_codes};
 use palisade_model::now_millis;
 use palisade_store::SessionStage;
@@ -70,6 +72,27 @@ impl std::fmt::Debug for CodeRequest {
     }
 }
 
+/// Records a second-factor event of the caller before it takes effect
+/// (fail closed), or a refusal after it.
+async fn audit(
+    state: &AppState,
+    source: &Source,
+    auth: &AgentAuth,
+    action: &'static str,
+    outcome: Outcome,
+) -> ApiResult<()> {
+    let agent = &auth.agent;
+    let entry = event(
+        source,
+        (ActorKind::Agent, agent.id.as_str()),
+        Some(agent.tenant_id.as_str()),
+        action,
+        agent.id.as_str(),
+        outcome,
+    );
+    record(state, entry).await
+}
+
 fn unix_seconds() -> u64 {
     u64::try_from(now_millis() / 1000).unwrap_or(0)
 }
@@ -95,21 +118,22 @@ async fn spend_code(state: &AppState, auth: &AgentAuth, code: &str) -> ApiResult
 
 async fn login_mfa(
     State(state): State<AppState>,
+    source: Source,
     auth: AgentAuth,
     StrictJson(req): StrictJson<CodeRequest>,
 ) -> ApiResult<Response> {
-    match (req.code.as_deref(), req.recovery_code.as_deref()) {
-        (Some(code), None) => spend_code(&state, &auth, code).await?,
+    let verified = match (req.code.as_deref(), req.recovery_code.as_deref()) {
+        (Some(code), None) => spend_code(&state, &auth, code).await.map(|()| "mfa.login"),
         (None, Some(recovery)) => {
             let store = state.chat.store();
             let hash = recovery_code_hash(recovery);
-            if !store
+            match store
                 .use_recovery_code(&auth.agent.tenant_id, &auth.agent.id, &hash)
                 .await?
             {
-                return Err(BAD_CODE);
+                true => Ok("mfa.login.recovery_code"),
+                false => Err(BAD_CODE),
             }
-            tracing::info!(agent = %auth.agent.id, "recovery code used");
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -117,12 +141,26 @@ async fn login_mfa(
                 "send either code or recovery_code",
             ));
         }
-    }
+    };
+    let action = match verified {
+        Ok(action) => action,
+        Err(err) => {
+            audit(&state, &source, &auth, "mfa.login", Outcome::Failure).await?;
+            return Err(err);
+        }
+    };
+    // Fail closed: no audit entry, no session.
+    audit(&state, &source, &auth, action, Outcome::Success).await?;
     tracing::info!(agent = %auth.agent.id, "second factor accepted");
     rotate_session(&state, &auth, SessionStage::Full, Some(now_millis())).await
 }
 
-async fn enroll(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Response> {
+async fn enroll(
+    State(state): State<AppState>,
+    source: Source,
+    auth: AgentAuth,
+) -> ApiResult<Response> {
+    audit(&state, &source, &auth, "mfa.enroll", Outcome::Started).await?;
     let store = state.chat.store();
     let totp = Totp::generate();
     let secret = totp.base32();
@@ -144,6 +182,7 @@ async fn enroll(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Res
 
 async fn confirm(
     State(state): State<AppState>,
+    source: Source,
     auth: AgentAuth,
     StrictJson(req): StrictJson<CodeRequest>,
 ) -> ApiResult<Response> {
@@ -157,8 +196,13 @@ async fn confirm(
         "start enrolment first (POST /v1/agent/mfa/enroll)",
     ))?;
     let totp = Totp::from_base32(&record.secret).map_err(ApiError::internal)?;
-    let step = totp.verify(&code, unix_seconds(), 0).ok_or(BAD_CODE)?;
+    let Some(step) = totp.verify(&code, unix_seconds(), 0) else {
+        audit(&state, &source, &auth, "mfa.confirm", Outcome::Failure).await?;
+        return Err(BAD_CODE);
+    };
     let step = i64::try_from(step).map_err(ApiError::internal)?;
+    // Fail closed: the factor is switched on only once that is on record.
+    audit(&state, &source, &auth, "mfa.confirm", Outcome::Success).await?;
     let (codes, hashes) = recovery_codes();
     if !store.confirm_mfa(tenant, agent, step, &hashes).await? {
         return Err(BAD_CODE);
@@ -189,6 +233,7 @@ async fn response_json(response: &mut Response) -> ApiResult<serde_json::Value> 
 
 async fn step_up(
     State(state): State<AppState>,
+    source: Source,
     auth: AgentAuth,
     StrictJson(req): StrictJson<CodeRequest>,
 ) -> ApiResult<Response> {
@@ -198,7 +243,11 @@ async fn step_up(
     let code = req
         .code
         .ok_or(ApiError::bad_request("missing_field", "code is required"))?;
-    spend_code(&state, &auth, &code).await?;
+    if let Err(err) = spend_code(&state, &auth, &code).await {
+        audit(&state, &source, &auth, "mfa.step_up", Outcome::Failure).await?;
+        return Err(err);
+    }
+    audit(&state, &source, &auth, "mfa.step_up", Outcome::Success).await?;
     state
         .chat
         .store()

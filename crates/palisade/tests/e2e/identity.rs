@@ -107,6 +107,26 @@ async fn mfa_enrolment_sign_in_replay_and_recovery_codes() {
         .post_raw("/v1/agent/login/mfa", json!({"recovery_code": recovery[1]}))
         .await;
     assert_eq!(status, 200);
+
+    // Every step is in the audit log, failures included.
+    let store = server.running.state.chat.store();
+    let entries = store.audit_records(0, 1000).await.expect("audit");
+    let seen: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| (e.action.clone(), e.outcome.clone()))
+        .collect();
+    for expected in [
+        ("mfa.enroll", "started"),
+        ("mfa.confirm", "failure"),
+        ("mfa.confirm", "success"),
+        ("mfa.login", "failure"),
+        ("mfa.login.recovery_code", "success"),
+    ] {
+        let found = seen
+            .iter()
+            .any(|(a, o)| (a.as_str(), o.as_str()) == expected);
+        assert!(found, "{expected:?} is audited: {seen:?}");
+    }
     server.stop().await;
 }
 
