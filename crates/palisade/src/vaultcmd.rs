@@ -111,6 +111,7 @@ pub async fn run(
             policy,
         } => {
             let scope = scope_id(&store, &scope).await?;
+            refuse_own_key(&scope, &name, "chosen values or new readers")?;
             let version = vault.write(&scope, &name, &value, policy, &access).await?;
             VaultOutput::Text(format!("stored {name} version {version}"))
         }
@@ -125,6 +126,9 @@ pub async fn run(
             generate,
         } => {
             let scope = scope_id(&store, &scope).await?;
+            if value.is_some() {
+                refuse_own_key(&scope, &name, "chosen values (rotate without --value-file)")?;
+            }
             let version = match value {
                 Some(value) => vault.write(&scope, &name, &value, None, &access).await?,
                 None => {
@@ -171,4 +175,16 @@ pub async fn run(
     };
     store.close().await;
     Ok(out)
+}
+
+/// Palisade's own keys (visitor-token HMAC, audit signing) are made by
+/// Palisade from the operating system's randomness and read only by it: an
+/// operator may rotate them to fresh random values, never set one or change
+/// who reads it.
+fn refuse_own_key(scope: &str, name: &str, what: &str) -> anyhow::Result<()> {
+    let own = [crate::app::AUDIT_SIGNING_KEY, crate::app::VISITOR_TOKEN_KEY];
+    if scope == palisade_store::PLATFORM_SCOPE && own.contains(&name) {
+        anyhow::bail!("{name} is Palisade's own key: it takes no {what}");
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Second-factor records, session changes that follow sign-in steps, and
 //! the tenant's sign-in policy. Every statement is scoped by tenant.
 
+use crate::keyring::{KeyRing, MFA_SECRET};
 use crate::rows;
 use crate::{Result, Store};
 use palisade_model::{AgentId, TenantId, now_millis};
@@ -25,7 +26,7 @@ impl std::fmt::Debug for MfaRecord {
 impl Store {
     pub async fn mfa(&self, tenant: &TenantId, agent: &AgentId) -> Result<Option<MfaRecord>> {
         let row = sqlx::query(
-            "SELECT secret, confirmed_at, last_step FROM mfa_totp \
+            "SELECT secret, key_version, confirmed_at, last_step FROM mfa_totp \
              WHERE tenant_id = $1 AND agent_id = $2",
         )
         .bind(tenant.as_str())
@@ -33,21 +34,39 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let sealed = rows::text(&row, "secret")?;
+        let version = Some(rows::int(&row, "key_version")?);
+        let secret = self
+            .keys()
+            .open(
+                self.pool(),
+                tenant.as_str(),
+                MFA_SECRET,
+                agent.as_str(),
+                version,
+                &sealed,
+            )
+            .await?;
         Ok(Some(MfaRecord {
-            secret: rows::text(&row, "secret")?,
+            secret,
             confirmed: row.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
             last_step: rows::int(&row, "last_step")?,
         }))
     }
 
-    /// Starts (or restarts) enrolment with a new secret. Refused (false)
-    /// when a confirmed second factor exists: replacing one needs a reset.
+    /// Starts (or restarts) enrolment with a new secret, stored sealed with
+    /// the tenant's data key. Refused (false) when a confirmed second factor
+    /// exists: replacing one needs a reset.
     pub async fn begin_mfa(
         &self,
         tenant: &TenantId,
         agent: &AgentId,
         secret: &str,
     ) -> Result<bool> {
+        let mut conn = self.pool().acquire().await?;
+        let (version, key) = self.keys().active_key(&mut conn, tenant.as_str()).await?;
+        drop(conn);
+        let sealed = KeyRing::seal(&key, tenant.as_str(), MFA_SECRET, agent.as_str(), secret)?;
         sqlx::query(
             "DELETE FROM mfa_totp WHERE tenant_id = $1 AND agent_id = $2 AND confirmed_at IS NULL",
         )
@@ -56,12 +75,13 @@ impl Store {
         .execute(self.pool())
         .await?;
         let done = sqlx::query(
-            "INSERT INTO mfa_totp (agent_id, tenant_id, secret, last_step, created_at) \
-             VALUES ($1, $2, $3, 0, $4) ON CONFLICT (agent_id) DO NOTHING",
+            "INSERT INTO mfa_totp (agent_id, tenant_id, secret, key_version, last_step, \
+             created_at) VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (agent_id) DO NOTHING",
         )
         .bind(agent.as_str())
         .bind(tenant.as_str())
-        .bind(secret)
+        .bind(sealed)
+        .bind(version)
         .bind(now_millis())
         .execute(self.pool())
         .await?;

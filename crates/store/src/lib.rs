@@ -234,6 +234,8 @@ impl Store {
                  AND v.key_version = data_keys.version) \
              AND NOT EXISTS (SELECT 1 FROM vault_versions s WHERE s.scope = $1 \
                  AND s.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM mfa_totp t WHERE t.tenant_id = $1 \
+                 AND t.key_version = data_keys.version) \
              RETURNING version",
         )
         .bind(tenant.as_str())

@@ -186,7 +186,13 @@ pub(super) async fn start_session(
 ) -> ApiResult<Response> {
     let token = random_token(32);
     let now = now_millis();
-    let absolute = i64::try_from(state.settings.session_absolute.as_millis()).unwrap_or(i64::MAX);
+    // A session still owing its second factor lives minutes, not hours.
+    let lifetime = match stage {
+        SessionStage::Full => state.settings.session_absolute,
+        SessionStage::Mfa => std::time::Duration::from_secs(5 * 60),
+        SessionStage::Enroll => std::time::Duration::from_secs(15 * 60),
+    };
+    let absolute = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
     let session = SessionRecord {
         tenant_id: agent.tenant_id.clone(),
         agent_id: agent.id.clone(),
@@ -202,13 +208,17 @@ pub(super) async fn start_session(
         .store()
         .create_session(&sha256_hex(token.expose()), &session)
         .await?;
-    let max_age = state.settings.session_absolute.as_secs();
+    let max_age = lifetime.as_secs();
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}",
         token.expose()
     );
     let cookie = HeaderValue::from_str(&cookie).map_err(ApiError::internal)?;
-    let body = json!({"agent": agent, "csrf_token": session.csrf_token, "stage": stage.as_str()});
+    // The account's details wait until the second factor is proved.
+    let body = match stage {
+        SessionStage::Mfa => json!({"csrf_token": session.csrf_token, "stage": stage.as_str()}),
+        _ => json!({"agent": agent, "csrf_token": session.csrf_token, "stage": stage.as_str()}),
+    };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
@@ -264,6 +274,11 @@ async fn sign_out_everywhere(
     source: Source,
     auth: AgentAuth,
 ) -> ApiResult<Response> {
+    // A password-only session (second factor not yet set up) may not end
+    // the sessions of someone who has proved it.
+    if auth.session.stage != SessionStage::Full {
+        return Err(ApiError::EnrollmentRequired);
+    }
     let agent = &auth.agent;
     let entry = event(
         &source,

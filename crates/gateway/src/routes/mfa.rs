@@ -7,12 +7,14 @@
 //! routes declared `StepUp` require. A code is accepted once; each success
 //! at sign-in or enrolment gives the session a new id.
 
-use super::agent::rotate_session;
+use super::agent::{rotate_session, start_session};
 use crate::AppState;
 use crate::access::{Access, Route, route};
 use crate::audit::{Source, event, record};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, StrictJson};
+use crate::middleware::ConnInfo;
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
@@ -24,6 +26,7 @@ use palisade_model::now_millis;
 use palisade_store::SessionStage;
 use serde::Deserialize;
 use serde_json::json;
+use std::net::IpAddr;
 
 pub fn table() -> Vec<Route> {
     vec![
@@ -97,6 +100,35 @@ fn unix_seconds() -> u64 {
     u64::try_from(now_millis() / 1000).unwrap_or(0)
 }
 
+/// The throttle key of an account's second-factor guesses.
+fn guess_key(auth: &AgentAuth) -> String {
+    format!("mfa:{}", auth.agent.id)
+}
+
+/// Refuses with 429 while the account must wait after wrong codes. Guesses
+/// are throttled per account, whatever address or session they come from.
+fn check_guesses(state: &AppState, auth: &AgentAuth, address: IpAddr) -> ApiResult<()> {
+    match state.login_throttle.wait(&guess_key(auth), address) {
+        Some(wait) => Err(ApiError::TooManyRequests(wait.as_secs().max(1))),
+        None => Ok(()),
+    }
+}
+
+/// Counts a wrong code; when the account starts having to wait, that is an
+/// alert (someone may be guessing).
+fn wrong_guess(state: &AppState, auth: &AgentAuth, address: IpAddr) {
+    let key = guess_key(auth);
+    state.login_throttle.failed(&key, address);
+    if state.login_throttle.wait(&key, address).is_some() {
+        tracing::warn!(target: "palisade::alert", alert = "mfa_guessing", agent = %auth.agent.id,
+            "repeated wrong second-factor codes; the account now has to wait between tries");
+    }
+}
+
+fn peer(conn: Option<Extension<ConnInfo>>) -> IpAddr {
+    conn.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.peer.ip())
+}
+
 /// Checks a code against the account's confirmed factor and spends it.
 async fn spend_code(state: &AppState, auth: &AgentAuth, code: &str) -> ApiResult<()> {
     let store = state.chat.store();
@@ -118,10 +150,13 @@ async fn spend_code(state: &AppState, auth: &AgentAuth, code: &str) -> ApiResult
 
 async fn login_mfa(
     State(state): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
     source: Source,
     auth: AgentAuth,
     StrictJson(req): StrictJson<CodeRequest>,
 ) -> ApiResult<Response> {
+    let address = peer(conn);
+    check_guesses(&state, &auth, address)?;
     let verified = match (req.code.as_deref(), req.recovery_code.as_deref()) {
         (Some(code), None) => spend_code(&state, &auth, code).await.map(|()| "mfa.login"),
         (None, Some(recovery)) => {
@@ -145,10 +180,12 @@ async fn login_mfa(
     let action = match verified {
         Ok(action) => action,
         Err(err) => {
+            wrong_guess(&state, &auth, address);
             audit(&state, &source, &auth, "mfa.login", Outcome::Failure).await?;
             return Err(err);
         }
     };
+    state.login_throttle.succeeded(&guess_key(&auth));
     // Fail closed: no audit entry, no session.
     audit(&state, &source, &auth, action, Outcome::Success).await?;
     tracing::info!(agent = %auth.agent.id, "second factor accepted");
@@ -182,6 +219,7 @@ async fn enroll(
 
 async fn confirm(
     State(state): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
     source: Source,
     auth: AgentAuth,
     StrictJson(req): StrictJson<CodeRequest>,
@@ -189,6 +227,8 @@ async fn confirm(
     let code = req
         .code
         .ok_or(ApiError::bad_request("missing_field", "code is required"))?;
+    let address = peer(conn);
+    check_guesses(&state, &auth, address)?;
     let store = state.chat.store();
     let (tenant, agent) = (&auth.agent.tenant_id, &auth.agent.id);
     let pending = store.mfa(tenant, agent).await?.filter(|m| !m.confirmed);
@@ -197,6 +237,7 @@ async fn confirm(
     ))?;
     let totp = Totp::from_base32(&record.secret).map_err(ApiError::internal)?;
     let Some(step) = totp.verify(&code, unix_seconds(), 0) else {
+        wrong_guess(&state, &auth, address);
         audit(&state, &source, &auth, "mfa.confirm", Outcome::Failure).await?;
         return Err(BAD_CODE);
     };
@@ -208,8 +249,18 @@ async fn confirm(
         return Err(BAD_CODE);
     }
     tracing::info!(agent = %agent, "second factor set up");
-    let mut response =
-        rotate_session(&state, &auth, SessionStage::Full, Some(now_millis())).await?;
+    // Every other session of the account began with the password alone:
+    // none of them outlives the second factor's set-up.
+    for hash in store.end_agent_sessions(tenant, agent).await? {
+        let _ = state.ended_sessions.send(hash);
+    }
+    let mut response = start_session(
+        &state,
+        auth.agent.clone(),
+        SessionStage::Full,
+        Some(now_millis()),
+    )
+    .await?;
     // The recovery codes travel once, beside the new session.
     let shown: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
     let session = response_json(&mut response).await?;
@@ -233,6 +284,7 @@ async fn response_json(response: &mut Response) -> ApiResult<serde_json::Value> 
 
 async fn step_up(
     State(state): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
     source: Source,
     auth: AgentAuth,
     StrictJson(req): StrictJson<CodeRequest>,
@@ -243,10 +295,14 @@ async fn step_up(
     let code = req
         .code
         .ok_or(ApiError::bad_request("missing_field", "code is required"))?;
+    let address = peer(conn);
+    check_guesses(&state, &auth, address)?;
     if let Err(err) = spend_code(&state, &auth, &code).await {
+        wrong_guess(&state, &auth, address);
         audit(&state, &source, &auth, "mfa.step_up", Outcome::Failure).await?;
         return Err(err);
     }
+    state.login_throttle.succeeded(&guess_key(&auth));
     audit(&state, &source, &auth, "mfa.step_up", Outcome::Success).await?;
     state
         .chat

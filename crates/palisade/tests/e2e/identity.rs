@@ -270,3 +270,98 @@ async fn sign_in_is_throttled_per_account_and_the_owner_gets_back_in_after_the_w
     assert_eq!(resp.status().as_u16(), 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn wrong_codes_are_throttled_per_account_and_pending_sessions_are_short() {
+    let server = TestServer::start(palisade_store::Backend::Sqlite).await;
+    let tenant = server.seed_tenant("guess").await;
+    // Set the factor up once, through the helper.
+    drop(server.agent(&tenant).await);
+
+    let (pending, body) = password_only(&server, &tenant).await;
+    assert_eq!(body["stage"], "mfa");
+    assert!(
+        body.get("agent").is_none(),
+        "no account details before the code: {body}"
+    );
+    let mut statuses = Vec::new();
+    for guess in 0..8 {
+        let code = format!("{:06}", 100_000 + guess);
+        let (status, _, _) = pending
+            .post_raw("/v1/agent/login/mfa", json!({"code": code}))
+            .await;
+        statuses.push(status);
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert!(
+        statuses[5..].iter().all(|s| *s == 429),
+        "guessing is throttled: {statuses:?}"
+    );
+    // A second password-only session of the same account is throttled too.
+    let (other, _) = password_only(&server, &tenant).await;
+    let (status, _, _) = other
+        .post_raw("/v1/agent/login/mfa", json!({"code": "123456"}))
+        .await;
+    assert_eq!(status, 429);
+
+    // The pending session's cookie lives minutes, not the full session time.
+    let (_, _, cookie) = server.login_raw(&tenant.email, &tenant.password).await;
+    assert!(!cookie.is_empty());
+    let resp = server
+        .http
+        .post(server.url("/v1/agent/login"))
+        .json(&json!({"email": tenant.email, "password": tenant.password}))
+        .send()
+        .await
+        .expect("sent");
+    let set_cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(set_cookie.contains("Max-Age=300"), "{set_cookie}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn setting_up_the_factor_ends_every_password_only_session() {
+    let server = TestServer::start(palisade_store::Backend::Sqlite).await;
+    let tenant = server.seed_tenant("takeover").await;
+    let (victim, _) = password_only(&server, &tenant).await;
+    let (intruder, _) = password_only(&server, &tenant).await;
+    // A password-only session may not sign the account out everywhere.
+    let (status, _) = intruder.post("/v1/agent/sessions/end-all", json!({})).await;
+    assert_eq!(status, 403);
+
+    let (_, enrolment) = victim.post("/v1/agent/mfa/enroll", json!({})).await;
+    let secret = enrolment["secret"].as_str().expect("secret").to_owned();
+    let totp = Totp::from_base32(&secret).expect("base32");
+    let (status, confirmed, _) = victim
+        .post_raw(
+            "/v1/agent/mfa/confirm",
+            json!({"code": totp.code_at(now_secs())}),
+        )
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    let (status, _) = intruder.get("/v1/agent/me").await;
+    assert_eq!(status, 401, "the other password-only session is gone");
+
+    // The secret is stored sealed, never as the base32 the app was shown.
+    let url = server.database_url.clone();
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("db");
+    let rows = sqlx::query("SELECT secret FROM mfa_totp")
+        .fetch_all(&mut conn)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    let stored: String = sqlx::Row::get(&rows[0], "secret");
+    assert!(
+        !stored.contains(&secret),
+        "the second-factor secret is sealed at rest"
+    );
+    server.stop().await;
+}

@@ -132,3 +132,30 @@ async fn a_secret_near_expiry_raises_an_alert_on_the_metrics() {
     assert_eq!(seen, 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn palisades_own_keys_take_no_chosen_value_and_no_new_readers() {
+    let server = TestServer::start(palisade_store::Backend::Sqlite).await;
+    let config = test_config(&server.data_dir, &server.database_url, &[]);
+    let put = VaultCommand::Put {
+        scope: Scope(None),
+        name: "visitor-token.hmac-key".into(),
+        value: Zeroizing::new(vec![7u8; 32]),
+        policy: None,
+    };
+    let err = run(&config, put, "take over the key")
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("Palisade's own key"), "{err}");
+    let rotate = VaultCommand::Rotate {
+        scope: Scope(None),
+        name: "audit.signing-key".into(),
+        value: Some(Zeroizing::new(vec![9u8; 32])),
+        generate: 32,
+    };
+    let err = run(&config, rotate, "choose the signing key")
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("Palisade's own key"), "{err}");
+    server.stop().await;
+}

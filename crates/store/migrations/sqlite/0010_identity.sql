@@ -6,7 +6,9 @@
 CREATE TABLE mfa_totp (
     agent_id      TEXT PRIMARY KEY REFERENCES agents (id),
     tenant_id     TEXT NOT NULL REFERENCES tenants (id),
+    -- Sealed with the tenant's data key (version in key_version).
     secret        TEXT NOT NULL,
+    key_version   INTEGER NOT NULL,
     confirmed_at  INTEGER,
     last_step     INTEGER NOT NULL DEFAULT 0,
     created_at    INTEGER NOT NULL
