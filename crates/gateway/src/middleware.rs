@@ -222,7 +222,14 @@ async fn guard(
         let headers = parts
             .headers
             .iter()
-            .filter(|(name, _)| **name != header::AUTHORIZATION && **name != header::COOKIE)
+            // Credentials are not scored; nor is the Referer, the address of
+            // a page on the tenant's own site, whose search terms are the
+            // visitor's business.
+            .filter(|(name, _)| {
+                **name != header::AUTHORIZATION
+                    && **name != header::COOKIE
+                    && **name != header::REFERER
+            })
             .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v)))
             .collect();
         let verdict = state.waf.rules().inspect(&Inspected {

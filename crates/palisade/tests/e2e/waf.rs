@@ -18,6 +18,21 @@ async fn attacks_are_blocked_but_message_bodies_pass() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "blocked");
 
+    // The Referer is a page of the tenant's own site: its search terms are
+    // not scored, and O'Brien is a name.
+    let ordinary = server
+        .http
+        .post(server.url("/v1/visitor/sessions"))
+        .header(
+            "referer",
+            "https://shop.example/search?q=union+select+jeans",
+        )
+        .json(&json!({"widget_key": tenant.widget_key, "name": "Siobhan O'Brien"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ordinary.status().as_u16(), 201);
+
     let (token, conversation) = server.visitor(&tenant).await;
     let path = format!("/v1/visitor/conversations/{conversation}/messages");
     let code = "my query was: SELECT * FROM orders WHERE id = '1' OR 1=1 -- <b>why?</b>";
