@@ -17,6 +17,7 @@ declare -A wanted=(
   [setpriv]=util-linux
   [curl]=curl
   [jq]=jq
+  [nats-server]=nats-server
 )
 
 missing=()

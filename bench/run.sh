@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Palisade measured side by side with the servers people would pick instead.
 #
-#   bench/run.sh [--quick] [chat] [https] [handshake] [idle] [postgres]
+#   bench/run.sh [--quick] [chat] [https] [handshake] [idle] [postgres] [fanout]
 #
 # With no scenario names it runs them all, in that order. --quick runs each
 # for a second or two (for trying the script out); the default is the fuller
@@ -29,28 +29,31 @@ SCENARIOS=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    chat | https | handshake | idle | postgres) SCENARIOS+=("$arg") ;;
+    chat | https | handshake | idle | postgres | fanout) SCENARIOS+=("$arg") ;;
     *)
-      echo "run.sh: unknown argument $arg (scenarios: chat https handshake idle postgres)" >&2
+      echo "run.sh: unknown argument $arg (scenarios: chat https handshake idle postgres fanout)" >&2
       exit 2
       ;;
   esac
 done
-[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=(chat https handshake idle postgres)
+[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=(chat https handshake idle postgres fanout)
 
 # Durations (seconds) and sizes: quick, or full.
 if [ "$QUICK" = 1 ]; then
   CHAT_SECS=3 CHAT_WARMUP=1 CHAT_RATES="2000" CHAT_VISITORS=50
   CEILING_SECS=1 HTTP_SECS=3 HANDSHAKE_SECS=2 IDLE_CONNS=200 PG_RATES="1000"
+  FANOUT_SECS=3 FANOUT_SUBSCRIBERS=50 FANOUT_PUBLISHERS=5 FANOUT_RATES="50"
 else
   CHAT_SECS=15 CHAT_WARMUP=3 CHAT_RATES="5000 10000 20000" CHAT_VISITORS=200
   CEILING_SECS=5 HTTP_SECS=10 HANDSHAKE_SECS=10 IDLE_CONNS=2000 PG_RATES="2000 5000 10000"
+  FANOUT_SECS=10 FANOUT_SUBSCRIBERS=200 FANOUT_PUBLISHERS=20 FANOUT_RATES="100 400"
 fi
 
 CHAT_RATES=${BENCH_CHAT_RATES:-$CHAT_RATES}
 
 PALISADE_PORT=18443 PALISADE_OPS_PORT=19090
 NGINX_PORT=18444 HAPROXY_PORT=18445 ECHO_PORT=18446 PG_PORT=18432
+NATS_PORT=18448 NATS_WS_PORT=18447
 PGBIN=${BENCH_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 
 BIN=$OUT/bin
@@ -112,6 +115,7 @@ start_palisade() {
     PALISADE_LIMITS__SEND_PER_TENANT=off PALISADE_LIMITS__WS_MESSAGES_PER_CONNECTION=off \
     PALISADE_LIMITS__SESSION_PER_ADDRESS=off PALISADE_LIMITS__SESSION_PER_TENANT=off \
     PALISADE_LIMITS__READ_PER_ADDRESS=off PALISADE_LIMITS__WRITE_PER_ADDRESS=off \
+    PALISADE_LIMITS__READ_PER_CREDENTIAL=off PALISADE_LIMITS__READ_PER_TENANT=off \
     PALISADE_LIMITS__LOGIN_PER_ADDRESS=off PALISADE_SERVER__MAX_CONNECTIONS_PER_ADDRESS=100000 \
     PALISADE_SERVER__PUBLIC_ADDR=127.0.0.1:$PALISADE_PORT \
     PALISADE_SERVER__OPS_ADDR=127.0.0.1:$PALISADE_OPS_PORT \
@@ -222,6 +226,7 @@ describe_machine() {
   echo "wrk: $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
   echo "openssl (nginx, haproxy, wrk): $(openssl version | cut -d' ' -f2)"
   echo "postgresql: $("$PGBIN/postgres" --version | awk '{print $3}')"
+  echo "nats-server: $(nats-server --version 2>/dev/null | awk '{print $2}')"
 }
 describe_machine | tee "$OUT/machine.txt" >&2
 
@@ -415,6 +420,70 @@ scenario_postgres() {
   record "chat-postgres" "pgbench single-row inserts/s (64 clients, no Palisade)" "rows/s" "" \
     "PostgreSQL alone" "$tps" higher
   stop_pid "$PG_PID"
+}
+
+# nats-server with its WebSocket listener over TLS (the shared certificate)
+# and its client port, both on 127.0.0.1; one core, like every server here.
+start_nats() {
+  mkdir -p "$OUT/nats"
+  cat >"$OUT/nats/nats.conf" <<EOF
+listen: 127.0.0.1:$NATS_PORT
+pid_file: "$OUT/nats/nats.pid"
+websocket {
+  listen: "127.0.0.1:$NATS_WS_PORT"
+  compression: false
+  tls {
+    cert_file: "$CERT"
+    key_file: "$KEY"
+  }
+}
+EOF
+  GOMAXPROCS=1 taskset -c "$SERVER_CPU" nats-server -c "$OUT/nats/nats.conf" >"$OUT/nats/out.log" 2>&1 &
+  NATS_PID=$!
+  STARTED+=("$NATS_PID")
+  wait_port "$NATS_WS_PORT"
+}
+
+# Room fan-out: N subscriber sockets receive every broadcast of M concurrent
+# publishers. Palisade's subscribers are agent sockets of the demo tenant and
+# its publishers visitors (each message is committed to SQLite before it fans
+# out); nats-server's are WebSocket clients of one subject (nothing stored).
+scenario_fanout() {
+  start_palisade fanout
+  prepare_certs
+  start_nats
+  local rate palisade nats
+  for rate in $FANOUT_RATES; do
+    # A fresh Palisade per rate: the generator signs the owner in through
+    # its first second factor, which only a fresh data directory offers.
+    stop_palisade
+    start_palisade "fanout-$rate"
+    local args=(--subscribers "$FANOUT_SUBSCRIBERS" --publishers "$FANOUT_PUBLISHERS" --rate "$rate"
+      --duration "$FANOUT_SECS" --warmup 1 --drain 5)
+    log "fanout: Palisade, $FANOUT_SUBSCRIBERS subscribers, $rate broadcasts/s"
+    palisade=$(PALISADE_BENCH_AGENT_PASSWORD=$AGENT_PASSWORD on_load "$BENCH" fanout --kind palisade \
+      --url "https://127.0.0.1:$PALISADE_PORT" --ca "$CA" --widget-key "$WIDGET_KEY" \
+      --server-pid "$PALISADE_PID" "${args[@]}")
+    log "fanout: nats-server, $FANOUT_SUBSCRIBERS subscribers, $rate broadcasts/s"
+    nats=$(on_load "$BENCH" fanout --kind nats --url "https://127.0.0.1:$NATS_WS_PORT" --ca "$CA" \
+      --server-pid "$NATS_PID" "${args[@]}")
+    echo "$palisade" >>"$OUT/fanout-palisade.jsonl"
+    echo "$nats" >>"$OUT/fanout-nats.jsonl"
+    local what="$FANOUT_SUBSCRIBERS subscribers, $FANOUT_PUBLISHERS publishers, $rate broadcasts/s"
+    local peer="nats-server (WebSocket)"
+    record "fanout" "deliveries/s, $what" "1/s" "$(json .deliveries_per_s "$palisade")" \
+      "$peer" "$(json .deliveries_per_s "$nats")" higher
+    record "fanout" "delivery p50, $what" "µs" "$(json .delivery.p50_us "$palisade")" \
+      "$peer" "$(json .delivery.p50_us "$nats")" lower
+    record "fanout" "delivery p99, $what" "µs" "$(json .delivery.p99_us "$palisade")" \
+      "$peer" "$(json .delivery.p99_us "$nats")" lower
+    record "fanout" "missing deliveries, $what" "count" "$(json .missing "$palisade")" \
+      "$peer" "$(json .missing "$nats")" lower
+    record "fanout" "server cores busy, $what" "cores" "$(json .server_cores "$palisade")" \
+      "$peer" "$(json .server_cores "$nats")" lower
+  done
+  stop_pid "$NATS_PID"
+  stop_palisade
 }
 
 # ------------------------------------------------------------------ report

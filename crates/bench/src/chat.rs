@@ -59,6 +59,9 @@ pub struct Report {
     /// Acks received inside the measured window, per second.
     pub acked_per_s: f64,
     pub delivered: u64,
+    /// Deliveries (one per agent socket per message) received inside the
+    /// measured window, per second.
+    pub delivered_per_s: f64,
     /// Sends with neither an ack nor an error when the drain time ran out.
     pub unanswered: u64,
     /// Error events, refused sends and closed sockets.
@@ -80,6 +83,7 @@ struct Shared {
     acked: AtomicU64,
     acked_in_window: AtomicU64,
     delivered: AtomicU64,
+    delivered_in_window: AtomicU64,
     unanswered: AtomicU64,
     errors: AtomicU64,
     senders_left: AtomicU64,
@@ -217,6 +221,7 @@ pub async fn run(
         acked: shared.acked.load(Relaxed),
         acked_per_s: shared.acked_in_window.load(Relaxed) as f64 / window,
         delivered: shared.delivered.load(Relaxed),
+        delivered_per_s: shared.delivered_in_window.load(Relaxed) as f64 / window,
         unanswered: shared.unanswered.load(Relaxed),
         errors: shared.errors.load(Relaxed),
         error_samples: shared.samples.lock().map(|s| s.clone()).unwrap_or_default(),
@@ -402,8 +407,12 @@ async fn agent(mut ws: Ws, clock: Clock, shared: Arc<Shared>) {
         };
         delivered += 1;
         shared.delivered.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        if now >= clock.measure_from && now <= clock.end {
+            shared.delivered_in_window.fetch_add(1, Relaxed);
+        }
         if intended >= clock.measure_from {
-            local.record(Instant::now() - intended);
+            local.record(now - intended);
         }
     }
     if let Ok(mut delivery) = shared.delivery.lock() {

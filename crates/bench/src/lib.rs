@@ -12,6 +12,7 @@
 
 pub mod ceiling;
 pub mod chat;
+pub mod fanout;
 pub mod handshake;
 pub mod https;
 pub mod idle;

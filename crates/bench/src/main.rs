@@ -4,7 +4,9 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use palisade_bench::{ceiling, chat, handshake, https, idle, setup, smoke, stats, target, tls};
+use palisade_bench::{
+    ceiling, chat, fanout, handshake, https, idle, setup, smoke, stats, target, tls,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,6 +70,42 @@ enum Command {
         #[arg(long)]
         origin: Option<String>,
         /// With it, also how many cores the server kept busy.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// Room fan-out: publishers broadcast, every subscriber socket receives
+    /// every message (Palisade agent sockets, or nats-server WebSocket clients).
+    Fanout {
+        #[command(flatten)]
+        server: Server,
+        #[arg(long, value_enum, default_value = "palisade")]
+        kind: FanoutKind,
+        /// The demo widget's public key (Palisade only).
+        #[arg(long)]
+        widget_key: Option<String>,
+        #[arg(long, default_value = "agent@demo.palisade.test")]
+        agent_email: String,
+        #[arg(long, env = "PALISADE_BENCH_AGENT_PASSWORD")]
+        agent_password: Option<String>,
+        /// Subscriber sockets, each receiving every message (at most 500).
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Publisher sockets sending concurrently.
+        #[arg(long, default_value_t = 10)]
+        publishers: usize,
+        /// Broadcasts per second, all publishers together.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds of schedule (at most 10).
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Seconds to wait for missing deliveries (at most 10).
+        #[arg(long, default_value_t = 5.0)]
+        drain: f64,
+        #[arg(long, default_value_t = 100)]
+        body_len: usize,
         #[arg(long)]
         server_pid: Option<u32>,
     },
@@ -143,6 +181,12 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         visitors: usize,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FanoutKind {
+    Palisade,
+    Nats,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -231,6 +275,88 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 report.errors
             );
             eprintln!("  ack      {}", report.ack);
+            eprintln!("  delivery {}", report.delivery);
+            eprintln!(
+                "  busy: generator {:.2} cores, server {:.2} cores",
+                report.generator_cores, report.server_cores
+            );
+            for sample in &report.error_samples {
+                eprintln!("  error: {sample}");
+            }
+            stats::emit(&report)
+        }
+        Command::Fanout {
+            server,
+            kind,
+            widget_key,
+            agent_email,
+            agent_password,
+            subscribers,
+            publishers,
+            rate,
+            duration,
+            warmup,
+            drain,
+            body_len,
+            server_pid,
+        } => {
+            let plan = fanout::Plan {
+                subscribers,
+                publishers,
+                rate,
+                duration: secs(duration),
+                warmup: secs(warmup),
+                drain: secs(drain),
+                body_len,
+                sources: server.sources,
+                server_pid,
+            };
+            plan.check()?;
+            let (target, tls) = connect(&server).await?;
+            let report = match kind {
+                FanoutKind::Nats => fanout::run_nats(&target, &tls, &plan).await?,
+                FanoutKind::Palisade => {
+                    let key = widget_key.context("--kind palisade needs --widget-key")?;
+                    let password = agent_password
+                        .context("--kind palisade needs --agent-password (or its variable)")?;
+                    let api = setup::Api::new(&target, &tls)?;
+                    let session = api
+                        .agent_sessions(&agent_email, &password, 1)
+                        .await?
+                        .into_iter()
+                        .next()
+                        .context("no agent session")?;
+                    let cast = chat::Cast {
+                        visitors: api.visitors(&key, publishers, 32).await?,
+                        agents: vec![session; subscribers],
+                        origin: target.base.clone(),
+                    };
+                    let chat_plan = chat::Plan {
+                        rate,
+                        duration: plan.duration,
+                        warmup: plan.warmup,
+                        drain: plan.drain,
+                        body_len,
+                        sources: server.sources,
+                        server_pid,
+                    };
+                    let report = chat::run(&target, &tls, &cast, &chat_plan).await?;
+                    fanout::Report::from_chat(&report, &plan)
+                }
+            };
+            eprintln!(
+                "fanout ({}): {} subscribers, {} publishers, offered {:.0}/s, {} sent, \
+                 {} delivered ({:.0}/s), {} missing, {} errors",
+                report.server,
+                report.subscribers,
+                report.publishers,
+                report.offered_per_s,
+                report.sent,
+                report.delivered,
+                report.deliveries_per_s,
+                report.missing,
+                report.errors
+            );
             eprintln!("  delivery {}", report.delivery);
             eprintln!(
                 "  busy: generator {:.2} cores, server {:.2} cores",
