@@ -116,9 +116,12 @@ async function signIn(page) {
   await page.click("#login-submit");
   await page.locator("#mfa").waitFor();
   if (recoveryCodes.length === 0) {
+    // The set-up panel shows once the secret has arrived.
+    await page.locator("#mfa-setup").waitFor();
     const secret = (await page.locator("#mfa-secret").textContent()).trim();
     assert.match(secret, /^[A-Z2-7]+=*$/);
-    assert.equal(await page.locator("#mfa-qr").evaluate((img) => img.naturalWidth > 0), true);
+    // The QR code renders (a data: SVG, allowed by the page's CSP).
+    await page.waitForFunction(() => document.getElementById("mfa-qr").naturalWidth > 0);
     await page.screenshot({ path: join(shots, "agent-mfa-setup.png") });
     await page.fill("#mfa-code", totp(secret));
     await page.click("#mfa-submit");
