@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
 
 const TENANT_CAPACITY: usize = 1024;
-const CONVERSATION_CAPACITY: usize = 256;
+/// Small on purpose: every visitor socket of a conversation holds a channel
+/// of this many slots, and a listener that falls behind loses nothing (it
+/// re-reads from the store by sequence number).
+const CONVERSATION_CAPACITY: usize = 32;
 
 /// Something that happened in a conversation.
 #[derive(Clone, Debug)]
@@ -149,5 +152,47 @@ impl Hub {
     /// How many channels are open: for metrics and leak tests.
     pub fn channel_count(&self) -> usize {
         lock(&self.tenants).len() + lock(&self.conversations).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_model::{AgentId, Conversation, ConversationStatus, VisitorId};
+    use tokio::sync::broadcast::error::RecvError;
+
+    fn changed(id: &ConversationId) -> Event {
+        Event::Conversation {
+            conversation: Conversation {
+                id: id.clone(),
+                tenant_id: TenantId::from_raw("t"),
+                visitor_id: VisitorId::from_raw("v"),
+                visitor_name: None,
+                status: ConversationStatus::Open,
+                assignee_id: None::<AgentId>,
+                assignee_name: None,
+                last_seq: 0,
+                created_at: 0,
+                updated_at: 0,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_falls_behind_is_told_it_lagged_and_channels_go_with_listeners() {
+        let hub = Arc::new(Hub::default());
+        let id = ConversationId::from_raw("c");
+        let mut slow = hub.subscribe_conversation(&id);
+        for _ in 0..CONVERSATION_CAPACITY + 5 {
+            hub.publish(changed(&id));
+        }
+        assert!(matches!(slow.recv().await, Err(RecvError::Lagged(5))));
+        assert_eq!(hub.channel_count(), 1);
+        drop(slow);
+        assert_eq!(
+            hub.channel_count(),
+            0,
+            "the channel goes with its last listener"
+        );
     }
 }

@@ -286,3 +286,39 @@ async fn senders_own_their_client_msg_ids_and_a_reused_id_with_new_text_is_refus
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_burst_larger_than_the_fan_out_buffer_reaches_the_visitor_in_order_once() {
+    on_each_backend(|backend| async move {
+        let server = TestServer::start_with_env(backend, BULK_SENDS).await;
+        let tenant = server.seed_tenant("burst-fanout").await;
+        let (token, conversation) = server.visitor(&tenant).await;
+        let (mut ws, _) = server.visitor_ws(&token, &conversation, 0).await;
+        let agent = server.agent(&tenant).await;
+        let path = format!("/v1/agent/conversations/{conversation}/messages");
+        // 120 sends at once: several times the per-conversation buffer, so
+        // the socket may lag and must then catch up from the store.
+        let sends = (0..120).map(|n| {
+            let (agent, path) = (&agent, &path);
+            async move {
+                agent
+                    .post(
+                        path,
+                        json!({"client_msg_id": format!("b-{n}"), "body": "x"}),
+                    )
+                    .await
+                    .0
+            }
+        });
+        let statuses = futures_util::future::join_all(sends).await;
+        assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+        let mut seqs = Vec::new();
+        while seqs.len() < 120 {
+            let frame = next_of_type(&mut ws, "message").await;
+            seqs.push(frame["message"]["seq"].as_i64().expect("seq"));
+        }
+        assert_eq!(seqs, (1..=120).collect::<Vec<_>>(), "in order, each once");
+        server.stop().await;
+    })
+    .await;
+}
