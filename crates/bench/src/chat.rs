@@ -9,6 +9,7 @@
 
 use crate::setup::{AgentSession, Visitor, Ws, dial};
 use crate::stats::{Latency, Summary};
+use crate::tally::{Clock, Errors};
 use crate::target::Target;
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
@@ -85,49 +86,21 @@ struct Shared {
     delivered: AtomicU64,
     delivered_in_window: AtomicU64,
     unanswered: AtomicU64,
-    errors: AtomicU64,
+    errors: Errors,
     senders_left: AtomicU64,
-    samples: Mutex<Vec<String>>,
     ack: Mutex<Latency>,
     delivery: Mutex<Latency>,
 }
 
-impl Shared {
-    fn error(&self, what: String) {
-        self.errors.fetch_add(1, Relaxed);
-        if let Ok(mut samples) = self.samples.lock()
-            && samples.len() < 5
-        {
-            samples.push(what);
-        }
-    }
-}
-
-/// The schedule's fixed points.
-#[derive(Clone, Copy)]
-struct Clock {
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
-    give_up: Instant,
-}
-
-impl Clock {
-    /// The intended send time encoded in a bench `client_msg_id`.
-    fn intended(&self, client_msg_id: &str) -> Option<Instant> {
-        let nanos: u64 = client_msg_id
-            .strip_prefix("b-")?
-            .rsplit('-')
-            .next()?
-            .parse()
-            .ok()?;
-        Some(self.start + Duration::from_nanos(nanos))
-    }
-
-    /// How long a receiver waits before it looks at the counters again.
-    fn poll_until(&self) -> Instant {
-        (Instant::now() + Duration::from_millis(100)).min(self.give_up)
-    }
+/// The intended send time encoded in a bench `client_msg_id`.
+fn intended(clock: &Clock, client_msg_id: &str) -> Option<Instant> {
+    let nanos: u64 = client_msg_id
+        .strip_prefix("b-")?
+        .rsplit('-')
+        .next()?
+        .parse()
+        .ok()?;
+    Some(clock.start + Duration::from_nanos(nanos))
 }
 
 #[derive(Deserialize)]
@@ -223,8 +196,8 @@ pub async fn run(
         delivered: shared.delivered.load(Relaxed),
         delivered_per_s: shared.delivered_in_window.load(Relaxed) as f64 / window,
         unanswered: shared.unanswered.load(Relaxed),
-        errors: shared.errors.load(Relaxed),
-        error_samples: shared.samples.lock().map(|s| s.clone()).unwrap_or_default(),
+        errors: shared.errors.count(),
+        error_samples: shared.errors.samples(),
         ack: lock(&shared.ack),
         delivery: lock(&shared.delivery),
         generator_cores,
@@ -299,7 +272,9 @@ async fn visitor(ws: Ws, mut schedule: Schedule, clock: Clock, shared: Arc<Share
                 schedule.v, schedule.body
             );
             if let Err(err) = sink.send(Frame::Text(frame.into())).await {
-                shared.error(format!("visitor {} send: {err}", schedule.v));
+                shared
+                    .errors
+                    .note(format!("visitor {} send: {err}", schedule.v));
                 break;
             }
             sent.fetch_add(1, Relaxed);
@@ -327,14 +302,18 @@ async fn visitor(ws: Ws, mut schedule: Schedule, clock: Clock, shared: Arc<Share
                     break;
                 }
                 Ok(None) | Ok(Some(Err(_))) => {
-                    shared.error(format!("visitor {}: socket closed", schedule.v));
+                    shared
+                        .errors
+                        .note(format!("visitor {}: socket closed", schedule.v));
                     break;
                 }
                 Ok(Some(Ok(frame))) => frame,
             };
             let Frame::Text(text) = frame else { continue };
             let Ok(incoming) = serde_json::from_str::<Incoming>(&text) else {
-                shared.error(format!("visitor {}: unreadable frame", schedule.v));
+                shared
+                    .errors
+                    .note(format!("visitor {}: unreadable frame", schedule.v));
                 continue;
             };
             match incoming.kind.as_str() {
@@ -348,7 +327,7 @@ async fn visitor(ws: Ws, mut schedule: Schedule, clock: Clock, shared: Arc<Share
                     let intended = incoming
                         .client_msg_id
                         .as_deref()
-                        .and_then(|id| clock.intended(id));
+                        .and_then(|id| intended(&clock, id));
                     if let Some(intended) = intended
                         && intended >= clock.measure_from
                     {
@@ -358,7 +337,9 @@ async fn visitor(ws: Ws, mut schedule: Schedule, clock: Clock, shared: Arc<Share
                 "error" => {
                     answered += u64::from(incoming.client_msg_id.is_some());
                     let code = incoming.code.unwrap_or_default();
-                    shared.error(format!("visitor {}: error {code}", schedule.v));
+                    shared
+                        .errors
+                        .note(format!("visitor {}: error {code}", schedule.v));
                 }
                 _ => {}
             }
@@ -386,7 +367,7 @@ async fn agent(mut ws: Ws, clock: Clock, shared: Arc<Shared>) {
             Err(_) if Instant::now() < clock.give_up => continue,
             Err(_) => break,
             Ok(None) | Ok(Some(Err(_))) => {
-                shared.error("agent socket closed".into());
+                shared.errors.note("agent socket closed".into());
                 break;
             }
             Ok(Some(Ok(frame))) => frame,
@@ -396,13 +377,15 @@ async fn agent(mut ws: Ws, clock: Clock, shared: Arc<Shared>) {
             continue;
         };
         if incoming.kind == "resync" {
-            shared.error("agent socket fell behind (resync)".into());
+            shared
+                .errors
+                .note("agent socket fell behind (resync)".into());
             continue;
         }
         let Some(message) = incoming.message else {
             continue;
         };
-        let Some(intended) = clock.intended(&message.client_msg_id) else {
+        let Some(intended) = intended(&clock, &message.client_msg_id) else {
             continue;
         };
         delivered += 1;
@@ -434,8 +417,8 @@ mod tests {
             end: start,
             give_up: start,
         };
-        let at = clock.intended("b-12-3-1500000").expect("bench id");
+        let at = intended(&clock, "b-12-3-1500000").expect("bench id");
         assert_eq!(at - start, Duration::from_micros(1500));
-        assert!(clock.intended("c-123").is_none());
+        assert!(intended(&clock, "c-123").is_none());
     }
 }

@@ -17,6 +17,7 @@
 
 use crate::setup::{Ws, dial};
 use crate::stats::{Latency, Summary};
+use crate::tally::{Clock, Errors};
 use crate::target::Target;
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -230,29 +231,9 @@ struct Shared {
     sent: AtomicU64,
     delivered: AtomicU64,
     delivered_in_window: AtomicU64,
-    errors: AtomicU64,
+    errors: Errors,
     publishers_left: AtomicU64,
-    samples: Mutex<Vec<String>>,
     delivery: Mutex<Latency>,
-}
-
-impl Shared {
-    fn error(&self, what: String) {
-        self.errors.fetch_add(1, Relaxed);
-        if let Ok(mut samples) = self.samples.lock()
-            && samples.len() < 5
-        {
-            samples.push(what);
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Clock {
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
-    give_up: Instant,
 }
 
 /// Runs the fan-out against nats-server's WebSocket listener.
@@ -346,8 +327,8 @@ pub async fn run_nats(
             .lock()
             .map(|l| l.summary())
             .unwrap_or_default(),
-        errors: shared.errors.load(Relaxed),
-        error_samples: shared.samples.lock().map(|s| s.clone()).unwrap_or_default(),
+        errors: shared.errors.count(),
+        error_samples: shared.errors.samples(),
         generator_cores: busy / elapsed,
         server_cores,
     })
@@ -379,7 +360,7 @@ async fn publisher(
         let body = payload((due - clock.start).as_nanos(), body_len);
         let op = format!("PUB {SUBJECT} {}\r\n{body}\r\n", body.len());
         if let Err(err) = client.send(op).await {
-            shared.error(format!("publisher: {err}"));
+            shared.errors.note(format!("publisher: {err}"));
             break;
         }
         shared.sent.fetch_add(1, Relaxed);
@@ -401,18 +382,18 @@ async fn subscriber(mut client: Client, clock: Clock, shared: Arc<Shared>) {
             Err(_) => break,
             Ok(Ok(Some(op))) => op,
             Ok(Ok(None)) => {
-                shared.error("subscriber socket closed".into());
+                shared.errors.note("subscriber socket closed".into());
                 break;
             }
             Ok(Err(err)) => {
-                shared.error(format!("subscriber: {err:#}"));
+                shared.errors.note(format!("subscriber: {err:#}"));
                 break;
             }
         };
         let payload = match op {
             Op::Msg(payload) => payload,
             Op::Err(line) => {
-                shared.error(format!("subscriber: {line}"));
+                shared.errors.note(format!("subscriber: {line}"));
                 continue;
             }
             _ => continue,

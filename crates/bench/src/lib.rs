@@ -21,5 +21,6 @@ pub mod procfs;
 pub mod setup;
 pub mod smoke;
 pub mod stats;
+pub mod tally;
 pub mod target;
 pub mod tls;
