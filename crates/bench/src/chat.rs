@@ -9,7 +9,7 @@
 
 use crate::setup::{AgentSession, Visitor, Ws, dial};
 use crate::stats::{Latency, Summary};
-use crate::tally::{Clock, Errors};
+use crate::tally::{Clock, CpuMeter, Errors};
 use crate::target::Target;
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
@@ -156,10 +156,7 @@ pub async fn run(
         visitor_sockets.len(),
     );
 
-    let me = std::process::id();
-    let cpu_before = crate::procfs::cpu_seconds(me).unwrap_or(0.0);
-    let server_cpu = |pid: Option<u32>| pid.and_then(|p| crate::procfs::cpu_seconds(p).ok());
-    let server_before = server_cpu(plan.server_pid).unwrap_or(0.0);
+    let cpu = CpuMeter::start(plan.server_pid);
     let mut tasks = tokio::task::JoinSet::new();
     for ws in agent_sockets {
         tasks.spawn(agent(ws, clock, shared.clone()));
@@ -173,11 +170,7 @@ pub async fn run(
         tasks.spawn(visitor(ws, schedule, clock, shared.clone()));
     }
     while tasks.join_next().await.is_some() {}
-    let busy = crate::procfs::cpu_seconds(me).unwrap_or(0.0) - cpu_before;
-    let elapsed = start.elapsed().as_secs_f64().max(0.001);
-    let generator_cores = busy / elapsed;
-    let server_cores =
-        server_cpu(plan.server_pid).map_or(0.0, |after| (after - server_before) / elapsed);
+    let (generator_cores, server_cores) = cpu.cores(start.elapsed().as_secs_f64());
 
     let window = plan
         .duration

@@ -17,7 +17,7 @@
 
 use crate::setup::{Ws, dial};
 use crate::stats::{Latency, Summary};
-use crate::tally::{Clock, Errors};
+use crate::tally::{Clock, CpuMeter, Errors};
 use crate::target::Target;
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -282,10 +282,7 @@ pub async fn run_nats(
         publishers.len(),
     );
 
-    let me = std::process::id();
-    let cpu_before = crate::procfs::cpu_seconds(me).unwrap_or(0.0);
-    let server_cpu = |pid: Option<u32>| pid.and_then(|p| crate::procfs::cpu_seconds(p).ok());
-    let server_before = server_cpu(plan.server_pid).unwrap_or(0.0);
+    let cpu = CpuMeter::start(plan.server_pid);
     let mut tasks = tokio::task::JoinSet::new();
     for client in subscribers {
         tasks.spawn(subscriber(client, clock, shared.clone()));
@@ -301,9 +298,7 @@ pub async fn run_nats(
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed().as_secs_f64().max(0.001);
-    let busy = crate::procfs::cpu_seconds(me).unwrap_or(0.0) - cpu_before;
-    let server_cores =
-        server_cpu(plan.server_pid).map_or(0.0, |after| (after - server_before) / elapsed);
+    let (generator_cores, server_cores) = cpu.cores(elapsed);
 
     let window = plan
         .duration
@@ -329,7 +324,7 @@ pub async fn run_nats(
             .unwrap_or_default(),
         errors: shared.errors.count(),
         error_samples: shared.errors.samples(),
-        generator_cores: busy / elapsed,
+        generator_cores,
         server_cores,
     })
 }

@@ -51,3 +51,38 @@ impl Errors {
         self.samples.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
+
+/// CPU time of the generator (this process) and, when its pid is known, the
+/// server, read at the start of a run and turned into busy cores at its end.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuMeter {
+    server_pid: Option<u32>,
+    generator_before: f64,
+    server_before: f64,
+}
+
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    crate::procfs::cpu_seconds(pid).ok()
+}
+
+impl CpuMeter {
+    pub fn start(server_pid: Option<u32>) -> Self {
+        Self {
+            server_pid,
+            generator_before: cpu_seconds(std::process::id()).unwrap_or(0.0),
+            server_before: server_pid.and_then(cpu_seconds).unwrap_or(0.0),
+        }
+    }
+
+    /// (generator cores, server cores) busy on average over `elapsed_secs`;
+    /// the server's is 0 without its pid.
+    pub fn cores(&self, elapsed_secs: f64) -> (f64, f64) {
+        let elapsed = elapsed_secs.max(0.001);
+        let generator = cpu_seconds(std::process::id()).unwrap_or(0.0) - self.generator_before;
+        let server = self
+            .server_pid
+            .and_then(cpu_seconds)
+            .map_or(0.0, |after| (after - self.server_before) / elapsed);
+        (generator / elapsed, server)
+    }
+}
