@@ -99,10 +99,21 @@ pub enum Permission {
     ApiKeysManage,
     /// Create and manage tenants (platform operators only).
     TenantsManage,
+    /// Read the tenant's audit log.
+    AuditRead,
+    /// Change tenant-wide settings: MFA policy, visitor identity verification.
+    SettingsManage,
+    /// Change widgets: theme, greeting, pre-chat fields, business hours,
+    /// canned responses.
+    WidgetsManage,
+    /// Issue, renew and revoke partner certificates.
+    PartnersManage,
+    /// Subscribe, change and remove webhooks.
+    WebhooksManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 13] = [
         Self::ConversationsRead,
         Self::ConversationsWrite,
         Self::WidgetsRead,
@@ -111,6 +122,11 @@ impl Permission {
         Self::OwnersManage,
         Self::ApiKeysManage,
         Self::TenantsManage,
+        Self::AuditRead,
+        Self::SettingsManage,
+        Self::WidgetsManage,
+        Self::PartnersManage,
+        Self::WebhooksManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +139,11 @@ impl Permission {
             Self::OwnersManage => "owners_manage",
             Self::ApiKeysManage => "api_keys_manage",
             Self::TenantsManage => "tenants_manage",
+            Self::AuditRead => "audit_read",
+            Self::SettingsManage => "settings_manage",
+            Self::WidgetsManage => "widgets_manage",
+            Self::PartnersManage => "partners_manage",
+            Self::WebhooksManage => "webhooks_manage",
         }
     }
 
@@ -161,6 +182,11 @@ impl Role {
                 AgentsManage,
                 OwnersManage,
                 ApiKeysManage,
+                AuditRead,
+                SettingsManage,
+                WidgetsManage,
+                PartnersManage,
+                WebhooksManage,
             ],
             Self::Admin => &[
                 ConversationsRead,
@@ -169,6 +195,11 @@ impl Role {
                 AgentsRead,
                 AgentsManage,
                 ApiKeysManage,
+                AuditRead,
+                SettingsManage,
+                WidgetsManage,
+                PartnersManage,
+                WebhooksManage,
             ],
             Self::Agent => &[ConversationsRead, ConversationsWrite],
         }
