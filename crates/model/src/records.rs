@@ -224,6 +224,7 @@ pub struct Widget {
     pub public_key: String,
     pub allowed_origins: Vec<String>,
     pub greeting: String,
+    pub settings: crate::WidgetSettings,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -259,5 +260,16 @@ pub struct Message {
     pub author_id: Option<String>,
     pub author_name: Option<String>,
     pub body: MessageBody,
+    pub created_at: i64,
+}
+
+/// A visitor as agents see them: the sealed fields opened.
+#[derive(Clone, Debug, Serialize)]
+pub struct VisitorDetails {
+    pub id: VisitorId,
+    pub widget_id: WidgetId,
+    pub widget_name: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
     pub created_at: i64,
 }

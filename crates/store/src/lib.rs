@@ -25,6 +25,7 @@ mod legacy;
 mod rows;
 pub mod testing;
 mod vault;
+mod widgets;
 mod writer;
 
 pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};

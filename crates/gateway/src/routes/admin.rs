@@ -8,13 +8,13 @@ use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, StrictJson};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use palisade_audit::{ActorKind, Outcome};
-use palisade_model::{DisplayName, Email, Permission, Role};
+use palisade_model::{DisplayName, Email, Permission, Role, WidgetId, WidgetSettings, check_text};
 use palisade_store::NewAgent;
 use serde::Deserialize;
 use serde_json::json;
@@ -26,6 +26,12 @@ pub fn table() -> Vec<Route> {
             "/v1/admin/widgets",
             Access::Needs(Permission::WidgetsRead),
             get(widgets),
+        ),
+        route(
+            Method::PUT,
+            "/v1/admin/widgets/{id}/settings",
+            Access::Needs(Permission::WidgetsManage),
+            put(update_widget_settings),
         ),
         route(
             Method::GET,
@@ -48,6 +54,59 @@ async fn widgets(
 ) -> ApiResult<Json<serde_json::Value>> {
     let widgets = state.chat.store().widgets(&auth.agent.tenant_id).await?;
     Ok(Json(json!({ "widgets": widgets })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WidgetSettingsRequest {
+    greeting: String,
+    settings: WidgetSettings,
+}
+
+const MAX_GREETING_CHARS: usize = 500;
+
+async fn update_widget_settings(
+    State(state): State<AppState>,
+    source: Source,
+    auth: AgentAuth,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<WidgetSettingsRequest>,
+) -> ApiResult<Response> {
+    let greeting = req.greeting.trim();
+    check_text("greeting", greeting, MAX_GREETING_CHARS)
+        .and_then(|()| req.settings.check())
+        .map_err(|e| ApiError::bad_request("invalid_settings", e.to_string()))?;
+    let widget_id = WidgetId::from_raw(id);
+    let by = &auth.agent;
+    let audited = |outcome| {
+        event(
+            &source,
+            (ActorKind::Agent, by.id.as_str()),
+            Some(by.tenant_id.as_str()),
+            "widget.settings.update",
+            widget_id.as_str(),
+            outcome,
+        )
+    };
+    record(&state, audited(Outcome::Started)).await?;
+    let updated = state
+        .chat
+        .store()
+        .update_widget_settings(&by.tenant_id, &widget_id, greeting, &req.settings)
+        .await;
+    let widget = match updated {
+        Ok(widget) => widget,
+        Err(err) => {
+            record_after(&state, audited(Outcome::Failure)).await;
+            return Err(match err {
+                palisade_store::StoreError::NotFound => ApiError::NotFound("widget"),
+                other => other.into(),
+            });
+        }
+    };
+    record_after(&state, audited(Outcome::Success)).await;
+    tracing::info!(by = %by.id, widget = %widget.id, "widget settings changed");
+    Ok(Json(widget).into_response())
 }
 
 async fn agents(

@@ -57,6 +57,12 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/v1/agent/conversations/{id}/visitor",
+            Access::Needs(Read),
+            get(visitor_details),
+        ),
+        route(
+            Method::GET,
             "/v1/agent/conversations/{id}/messages",
             Access::Needs(Read),
             get(history),
@@ -351,6 +357,25 @@ async fn conversation_by_id(
         .authorize(&auth.actor(), &ConversationId::from_raw(id))
         .await?;
     Ok(Json(conversation).into_response())
+}
+
+/// The side panel: who the conversation's visitor is.
+async fn visitor_details(
+    State(state): State<AppState>,
+    auth: AgentAuth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (_, conversation) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
+    let details = state
+        .chat
+        .store()
+        .visitor_details(&auth.agent.tenant_id, &conversation.visitor_id)
+        .await?
+        .ok_or(ApiError::NotFound("visitor"))?;
+    Ok(Json(details).into_response())
 }
 
 async fn history(

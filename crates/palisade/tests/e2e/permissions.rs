@@ -48,6 +48,8 @@ async fn account<'a>(server: &'a TestServer, slug: &str, role: Role) -> Agent<'a
 fn body_for(path: &str, n: usize) -> Value {
     if path.ends_with("/messages") {
         json!({"client_msg_id": format!("matrix-{n}"), "body": "matrix probe"})
+    } else if path.ends_with("/settings") {
+        json!({"greeting": "Hello", "settings": {"theme_color": "#123456", "away_message": "Away"}})
     } else if path.ends_with("/agents") {
         json!({"email": format!("new{n}@probe.example"), "name": "Probe", "password": "a long probe password", "role": "agent"})
     } else {
@@ -66,6 +68,7 @@ async fn call(
     let req = match *method {
         axum::http::Method::GET => http.get(url),
         axum::http::Method::POST => http.post(url).json(&body_for(path, n)),
+        axum::http::Method::PUT => http.put(url).json(&body_for(path, n)),
         ref other => panic!("the matrix has no case for {other}"),
     };
     let resp = req
@@ -95,6 +98,17 @@ async fn cross_tenant_matrix_every_route_every_role() {
     assert_eq!(status, 201);
     let b = server.seed_tenant("matrix-b").await;
     let (_, conversation_b) = server.visitor(&b).await;
+    let widget_a = widget_id(&server, &a).await;
+    let widget_b = widget_id(&server, &b).await;
+    // The id a route's {id} names: a widget under /widgets/, else a conversation.
+    let id_for = |path: &str, conversation: &str, widget: &str| {
+        let id = if path.contains("/widgets/") {
+            widget
+        } else {
+            conversation
+        };
+        path.replace("{id}", id)
+    };
 
     let mut checked = 0;
     for role in [Role::Owner, Role::Admin, Role::Agent, Role::Operator] {
@@ -117,7 +131,7 @@ async fn cross_tenant_matrix_every_route_every_role() {
                 continue; // ends the session; covered in tenancy.rs
             }
             let allowed = needed.is_none_or(|p| role.has(p));
-            let on_a = route.path.replace("{id}", &conversation_a);
+            let on_a = id_for(route.path, &conversation_a, &widget_a);
             let (status, body) = call(&agent, &route.method, &on_a, n).await;
             let what = format!("{} {} as {} of B", route.method, route.path, role.as_str());
             if !allowed {
@@ -128,13 +142,15 @@ async fn cross_tenant_matrix_every_route_every_role() {
                 assert!(status < 500 && status != 403, "{what}: {status} {body}");
             }
             assert!(
-                !body.contains(secret) && !body.contains(&conversation_a),
+                !body.contains(secret)
+                    && !body.contains(&conversation_a)
+                    && !body.contains(&widget_a),
                 "{what} leaked A's data: {body}"
             );
 
             // On its own tenant's ids, the role gets exactly its permissions.
             if route.path.contains("{id}") {
-                let on_b = route.path.replace("{id}", &conversation_b);
+                let on_b = id_for(route.path, &conversation_b, &widget_b);
                 let (status, body) = call(&agent, &route.method, &on_b, n + 1000).await;
                 let what = format!(
                     "{} {} as {} of B on B's id",
@@ -206,4 +222,15 @@ fn every_route_declares_its_access_and_permissions_doc_matches_the_code() {
             );
         }
     }
+}
+
+/// The id of the tenant's (only) widget.
+async fn widget_id(server: &TestServer, tenant: &Tenant) -> String {
+    let store = server.running.state.chat.store();
+    let widget = store
+        .widget_by_public_key(&tenant.widget_key)
+        .await
+        .expect("lookup")
+        .expect("widget");
+    widget.id.as_str().to_owned()
 }
