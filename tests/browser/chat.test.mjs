@@ -199,3 +199,83 @@ test("a message made of markup is shown as text and runs nothing", async () => {
   await visitor.context.close();
   await agent.context.close();
 });
+
+/** Calls the admin API from a signed-in console page, with its CSRF token. */
+function adminCall(page, method, path, body) {
+  return page.evaluate(
+    async ([method, path, body]) => {
+      const { api } = await import("/app/api.js");
+      return api(method, path, body);
+    },
+    [method, path, body],
+  );
+}
+
+test("admin settings change the widget: colour, corner, pre-chat form, away message", async () => {
+  const agent = await newPage(1200);
+  await signIn(agent.page);
+  const { widgets } = await adminCall(agent.page, "GET", "/v1/admin/widgets");
+  const settingsPath = `/v1/admin/widgets/${encodeURIComponent(widgets[0].id)}/settings`;
+  const closed = { utc_offset_minutes: 0, days: [null, null, null, null, null, null, null] };
+  await adminCall(agent.page, "PUT", settingsPath, {
+    greeting: "Welcome to the teapot shop",
+    settings: {
+      theme_color: "#a01b2c",
+      position: "left",
+      prechat: { name: "required", email: "off" },
+      hours: closed,
+      away_message: "We're closed until Monday.",
+    },
+  });
+
+  try {
+    const visitor = await newPage(390); // a phone's width
+    await visitor.page.goto(`${demo.origin}/widget/demo.html`);
+    const launcher = visitor.page.locator("#palisade-widget .palisade-launcher");
+    await launcher.waitFor();
+    await visitor.page.waitForFunction(
+      () => getComputedStyle(document.querySelector(".palisade-launcher")).backgroundColor === "rgb(160, 27, 44)",
+    );
+    const box = await launcher.boundingBox();
+    assert.ok(box.x < 100, `the launcher sits on the left (x = ${box.x})`);
+
+    await launcher.click();
+    const frame = visitor.page.frameLocator("iframe");
+    await frame.getByText("Welcome to the teapot shop").waitFor();
+    // The name is required before the chat starts; the email is not asked.
+    await frame.locator("#prechat-start").click();
+    await frame.getByText("Please fill in your name.").waitFor();
+    assert.equal(await frame.locator("#prechat-email-row").isHidden(), true);
+    await frame.getByLabel("Name").fill("Ann Visitor");
+    await frame.locator("#prechat-start").click();
+
+    // Outside business hours: the away message and the email form.
+    await frame.getByText("We're closed until Monday.").waitFor();
+    await frame.getByLabel("Your email, so we can reply later").fill("ann@mail.example");
+    await frame.getByRole("button", { name: "Save" }).click();
+    await frame.getByText("Thanks! We'll reply to your email.").waitFor();
+    const header = await frame.locator(".chat__header").evaluate((el) => getComputedStyle(el).backgroundColor);
+    assert.equal(header, "rgb(160, 27, 44)");
+
+    await frame.locator("textarea").fill("Is anyone there on Sunday?");
+    await frame.locator("textarea").press("Enter");
+    await frame.locator(".msg--mine").getByText("Is anyone there on Sunday?").waitFor();
+    await visitor.page.screenshot({ path: join(shots, "visitor-away-themed.png") });
+
+    // The agent sees who wrote and the email they left.
+    await agent.page.locator("#conversations li").filter({ hasText: "Ann Visitor" }).first().click();
+    await agent.page.locator("#scroller").getByText("Is anyone there on Sunday?").waitFor();
+    await agent.page.locator("#thread-visitor").getByText("ann@mail.example").waitFor();
+    await agent.page.screenshot({ path: join(shots, "agent-sees-away-email.png") });
+    assert.deepEqual(visitor.problems, []);
+    assert.deepEqual(agent.problems, []);
+    await visitor.context.close();
+  } finally {
+    // Back to the defaults, so the order of tests does not matter.
+    await adminCall(agent.page, "PUT", settingsPath, {
+      greeting: widgets[0].greeting,
+      settings: widgets[0].settings,
+    });
+    await agent.context.close();
+  }
+});

@@ -131,9 +131,11 @@ async fn theme_css(state: &AppState, query: Option<&str>) -> Result<Response, Ap
          box-shadow: 0 0 0 3px #ffffff, 0 0 0 6px {color}; }}\n"
     );
     if settings.position == palisade_model::Position::Left {
+        // Phones keep launcher.css's full-screen panel.
         css.push_str(
-            "#palisade-widget .palisade-launcher,\n\
-             #palisade-widget .palisade-panel { left: 20px; right: auto; }\n",
+            "#palisade-widget .palisade-launcher { left: 20px; right: auto; }\n\
+             @media (min-width: 480px) {\n\
+             #palisade-widget .palisade-panel { left: 20px; right: auto; }\n}\n",
         );
     }
     let mut response = serve("widget/theme.css", css.into_bytes(), None);

@@ -51,6 +51,7 @@ const thread = new ThreadView(
     section: $("thread"),
     title: $("thread-title"),
     status: $("thread-status"),
+    visitor: $("thread-visitor"),
     claim: $("claim"),
     close: $("close-conversation"),
     error: $("thread-error"),

@@ -54,6 +54,22 @@ export class ThreadView {
     this.#renderHeader();
     log.scrollToEnd();
     this.catchUp();
+    this.#loadVisitor(conversation.id);
+  }
+
+  // Who the visitor is (name, email, widget), under the title. Rendered as
+  // text; a failure leaves the line empty rather than blocking the thread.
+  async #loadVisitor(id) {
+    this.ui.visitor.textContent = "";
+    let visitor;
+    try {
+      visitor = await api("GET", conversationPath(id, "/visitor"));
+    } catch {
+      return;
+    }
+    if (id !== this.currentId) return;
+    const parts = [visitor.email || "no email given", `via ${visitor.widget_name}`];
+    this.ui.visitor.textContent = parts.join(" · ");
   }
 
   /** Leaves the conversation (the list takes the screen on phones). */
