@@ -6,7 +6,7 @@
 //! told it lagged and must re-read from the store by sequence number, so a
 //! slow socket can never hold up the others or lose a message.
 
-use palisade_model::{AuthorKind, Conversation, ConversationId, Message, TenantId};
+use palisade_model::{AuthorKind, Conversation, ConversationId, Message, Note, TenantId};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,12 +35,19 @@ pub enum Event {
         author_name: Option<String>,
         typing: bool,
     },
+    /// A private note: published to the tenant's agents only.
+    Note {
+        tenant_id: TenantId,
+        note: Note,
+    },
 }
 
 impl Event {
     pub fn tenant_id(&self) -> &TenantId {
         match self {
-            Self::Message { tenant_id, .. } | Self::Typing { tenant_id, .. } => tenant_id,
+            Self::Message { tenant_id, .. }
+            | Self::Typing { tenant_id, .. }
+            | Self::Note { tenant_id, .. } => tenant_id,
             Self::Conversation { conversation } => &conversation.tenant_id,
         }
     }
@@ -52,7 +59,14 @@ impl Event {
             Self::Typing {
                 conversation_id, ..
             } => conversation_id,
+            Self::Note { note, .. } => &note.conversation_id,
         }
+    }
+
+    /// Events for agents alone, which never enter a conversation's channel
+    /// (the one visitor sockets listen to).
+    pub fn agents_only(&self) -> bool {
+        matches!(self, Self::Note { .. })
     }
 }
 
@@ -143,6 +157,9 @@ impl Hub {
         let event = Arc::new(event);
         if let Some(tx) = lock(&self.tenants).get(event.tenant_id()) {
             let _ = tx.send(event.clone());
+        }
+        if event.agents_only() {
+            return;
         }
         if let Some(tx) = lock(&self.conversations).get(event.conversation_id()) {
             let _ = tx.send(event);

@@ -15,7 +15,7 @@ pub use hub::{Event, Hub, Subscription};
 
 use palisade_model::{
     AgentId, AuthorKind, ClientMsgId, Conversation, ConversationId, ConversationStatus, Message,
-    MessageBody, Seq, TenantId, VisitorId, WidgetId,
+    MessageBody, Note, Seq, TenantId, VisitorId, WidgetId,
 };
 pub use palisade_store::{Appended, PendingAppend};
 use palisade_store::{CommitObserver, MessageWriter, NewMessage, Store, StoreError, WriterError};
@@ -281,6 +281,41 @@ impl Chat {
             author_name,
             typing,
         });
+    }
+
+    /// An agent writes a private note. It goes to the tenant's agents only:
+    /// never to the conversation's (visitor) channel.
+    pub async fn add_note(
+        &self,
+        access: &ConversationAccess,
+        body: &MessageBody,
+    ) -> Result<Note, ChatError> {
+        let Actor::Agent {
+            tenant_id,
+            agent_id,
+            name,
+        } = &access.actor
+        else {
+            return Err(ChatError::Forbidden);
+        };
+        let author = (agent_id, name.as_str());
+        let note = self
+            .store
+            .add_note(tenant_id, &access.conversation_id, author, body)
+            .await?;
+        self.hub.publish(Event::Note {
+            tenant_id: tenant_id.clone(),
+            note: note.clone(),
+        });
+        Ok(note)
+    }
+
+    /// The conversation's private notes; agents only.
+    pub async fn notes(&self, access: &ConversationAccess) -> Result<Vec<Note>, ChatError> {
+        let Actor::Agent { tenant_id, .. } = &access.actor else {
+            return Err(ChatError::Forbidden);
+        };
+        Ok(self.store.notes(tenant_id, &access.conversation_id).await?)
     }
 
     /// An agent takes the conversation.

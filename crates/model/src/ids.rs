@@ -60,3 +60,7 @@ id_type!(
     /// One stored chat message.
     MessageId
 );
+id_type!(
+    /// One private note agents keep on a conversation.
+    NoteId
+);

@@ -10,10 +10,10 @@ mod input;
 mod records;
 mod widget;
 
-pub use ids::{AgentId, ConversationId, MessageId, TenantId, VisitorId, WidgetId};
+pub use ids::{AgentId, ConversationId, MessageId, NoteId, TenantId, VisitorId, WidgetId};
 pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody};
 pub use records::{
-    Agent, AuthorKind, Conversation, ConversationStatus, Message, Permission, Role, Seq,
+    Agent, AuthorKind, Conversation, ConversationStatus, Message, Note, Permission, Role, Seq,
     VisitorDetails, Widget,
 };
 pub use widget::{

@@ -1,8 +1,8 @@
 //! Records as the store returns them and the API shows them.
 
 use crate::{
-    AgentId, ClientMsgId, ConversationId, Email, MessageBody, MessageId, TenantId, VisitorId,
-    WidgetId,
+    AgentId, ClientMsgId, ConversationId, Email, MessageBody, MessageId, NoteId, TenantId,
+    VisitorId, WidgetId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -271,5 +271,18 @@ pub struct VisitorDetails {
     pub widget_name: String,
     pub name: Option<String>,
     pub email: Option<String>,
+    pub created_at: i64,
+}
+
+/// A private note: written by an agent for the tenant's agents, never
+/// shown to the visitor. Kept apart from messages (its own table, no place
+/// in the conversation's message sequence) so no visitor path can reach it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Note {
+    pub id: NoteId,
+    pub conversation_id: ConversationId,
+    pub author_id: AgentId,
+    pub author_name: String,
+    pub body: MessageBody,
     pub created_at: i64,
 }

@@ -63,6 +63,18 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/v1/agent/conversations/{id}/notes",
+            Access::Needs(Read),
+            get(notes),
+        ),
+        route(
+            Method::POST,
+            "/v1/agent/conversations/{id}/notes",
+            Access::Needs(Write),
+            post(add_note),
+        ),
+        route(
+            Method::GET,
             "/v1/agent/conversations/{id}/messages",
             Access::Needs(Read),
             get(history),
@@ -376,6 +388,41 @@ async fn visitor_details(
         .await?
         .ok_or(ApiError::NotFound("visitor"))?;
     Ok(Json(details).into_response())
+}
+
+async fn notes(
+    State(state): State<AppState>,
+    auth: AgentAuth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
+    let notes = state.chat.notes(&access).await?;
+    Ok(Json(json!({ "notes": notes })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteRequest {
+    body: String,
+}
+
+async fn add_note(
+    State(state): State<AppState>,
+    auth: AgentAuth,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<NoteRequest>,
+) -> ApiResult<Response> {
+    let body = palisade_model::MessageBody::parse(&req.body)
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
+    let note = state.chat.add_note(&access, &body).await?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
 }
 
 async fn history(

@@ -12,6 +12,7 @@ mod encryption;
 mod holds;
 mod identity;
 mod malformed;
+mod notes;
 mod permissions;
 mod routing;
 mod tenancy;

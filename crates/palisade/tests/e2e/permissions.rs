@@ -48,6 +48,8 @@ async fn account<'a>(server: &'a TestServer, slug: &str, role: Role) -> Agent<'a
 fn body_for(path: &str, n: usize) -> Value {
     if path.ends_with("/messages") {
         json!({"client_msg_id": format!("matrix-{n}"), "body": "matrix probe"})
+    } else if path.ends_with("/notes") {
+        json!({"body": "matrix note"})
     } else if path.ends_with("/settings") {
         json!({"greeting": "Hello", "settings": {"theme_color": "#123456", "away_message": "Away"}})
     } else if path.ends_with("/agents") {

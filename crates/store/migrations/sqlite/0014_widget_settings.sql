@@ -5,3 +5,19 @@
 
 ALTER TABLE widgets ADD COLUMN settings TEXT;
 ALTER TABLE widgets ADD COLUMN settings_updated_at INTEGER;
+
+-- Private notes agents keep on a conversation. A table of their own, not a
+-- kind of message: they take no place in the conversation's sequence, and
+-- nothing a visitor can call reads this table. The body is sealed like a
+-- message body.
+CREATE TABLE notes (
+    id               TEXT PRIMARY KEY,
+    tenant_id        TEXT NOT NULL REFERENCES tenants (id),
+    conversation_id  TEXT NOT NULL REFERENCES conversations (id),
+    author_id        TEXT NOT NULL REFERENCES agents (id),
+    body             TEXT NOT NULL,
+    key_version      INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX notes_conversation ON notes (tenant_id, conversation_id, created_at);
+CREATE INDEX notes_key_version ON notes (tenant_id, key_version);
