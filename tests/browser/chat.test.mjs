@@ -279,3 +279,49 @@ test("admin settings change the widget: colour, corner, pre-chat form, away mess
     await agent.context.close();
   }
 });
+
+test("a private note reaches other agents and never the visitor's page", async () => {
+  const note = "Internal: refunded twice already, be careful";
+  const agent = await newPage(1200);
+  await signIn(agent.page);
+  // A second console of the same tenant, to see the note arrive live.
+  const colleague = await newPage(1200);
+  await signIn(colleague.page);
+
+  const visitor = await newPage();
+  const frame = await openWidget(visitor.page);
+  await frame.locator("textarea").fill("Where is my refund?");
+  await frame.locator("textarea").press("Enter");
+  await frame.getByText("Where is my refund?").waitFor();
+
+  for (const page of [agent.page, colleague.page]) {
+    await page.locator("#conversations li").filter({ hasText: "Where is my refund?" }).first().click();
+    await page.locator("#scroller").getByText("Where is my refund?").waitFor();
+  }
+
+  await agent.page.check("#note-mode");
+  await agent.page.fill("#reply", note);
+  await agent.page.press("#reply", "Enter");
+  await agent.page.locator("#notes").getByText(note).waitFor();
+  await colleague.page.locator("#notes").getByText(note).waitFor({ timeout: 10_000 });
+
+  // Then a real reply: once it is on the visitor's page, the note had its chance.
+  await agent.page.uncheck("#note-mode");
+  await agent.page.fill("#reply", "Your refund is on its way.");
+  await agent.page.press("#reply", "Enter");
+  await frame.getByText("Your refund is on its way.").waitFor({ timeout: 10_000 });
+  const framed = visitor.page.frames().find((f) => f.url().includes("frame.html"));
+  assert.equal((await framed.content()).includes("refunded twice"), false);
+  // Nor after a reload (history and replay).
+  const reloaded = await openWidget(visitor.page);
+  await reloaded.getByText("Your refund is on its way.").waitFor();
+  const again = visitor.page.frames().find((f) => f.url().includes("frame.html"));
+  assert.equal((await again.content()).includes("refunded twice"), false);
+  await visitor.page.screenshot({ path: join(shots, "visitor-without-note.png") });
+  await colleague.page.screenshot({ path: join(shots, "agent-sees-private-note.png") });
+  assert.deepEqual(visitor.problems, []);
+  assert.deepEqual(agent.problems, []);
+  await visitor.context.close();
+  await agent.context.close();
+  await colleague.context.close();
+});

@@ -59,6 +59,9 @@ const thread = new ThreadView(
     typing: $("typing"),
     composer: $("composer"),
     reply: $("reply"),
+    noteMode: $("note-mode"),
+    notesPanel: $("notes-panel"),
+    notes: $("notes"),
     replyLabel: $("reply-label"),
   },
   {
@@ -185,6 +188,9 @@ function onFrame(frame) {
       break;
     case "typing":
       thread.onTyping(frame);
+      break;
+    case "note":
+      if (frame.note) thread.onNote(frame.note);
       break;
     case "error":
       if (frame.client_msg_id) thread.onError(frame);

@@ -55,6 +55,51 @@ export class ThreadView {
     log.scrollToEnd();
     this.catchUp();
     this.#loadVisitor(conversation.id);
+    this.#loadNotes(conversation.id);
+  }
+
+  /** A private note arrived over the socket (or from our own POST). */
+  onNote(note) {
+    if (note.conversation_id !== this.currentId) return;
+    const { notes, notesPanel } = this.ui;
+    if ([...notes.children].some((li) => li.dataset.noteId === note.id)) return;
+    const when = new Date(note.created_at).toLocaleTimeString([], {
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+    const item = h(
+      "li",
+      { className: "notes__item", "data-note-id": note.id },
+      h("span", { className: "notes__meta" }, `${note.author_name} · ${when}`),
+      h("span", { className: "notes__body" }, note.body),
+    );
+    notes.append(item);
+    notesPanel.hidden = false;
+    notes.scrollTop = notes.scrollHeight;
+  }
+
+  async #loadNotes(id) {
+    this.ui.notes.replaceChildren();
+    this.ui.notesPanel.hidden = true;
+    let answer;
+    try {
+      answer = await api("GET", conversationPath(id, "/notes"));
+    } catch (err) {
+      if (id === this.currentId) this.#showError(`Could not load notes. ${describeError(err)}`);
+      return;
+    }
+    for (const note of answer.notes) this.onNote(note);
+  }
+
+  // A private note goes over HTTP (never on the message path), and shows
+  // once the server has stored it.
+  async #sendNote(id, body) {
+    try {
+      this.onNote(await api("POST", conversationPath(id, "/notes"), { body }));
+    } catch (err) {
+      this.ui.reply.value = body;
+      this.#showError(`Could not save the note. ${describeError(err)}`);
+    }
   }
 
   // Who the visitor is (name, email, widget), under the title. Rendered as
@@ -207,6 +252,10 @@ export class ThreadView {
     this.ui.reply.value = "";
     this.drafts.delete(conversation.id);
     this.typingOut.stop();
+    if (this.ui.noteMode.checked) {
+      this.#sendNote(conversation.id, body);
+      return;
+    }
     const log = this.logs.get(conversation.id);
     this.#transmit(conversation.id, log, log.addPending(body));
   }
@@ -293,9 +342,19 @@ export class ThreadView {
     });
     reply.addEventListener("input", () => {
       reply.setCustomValidity("");
-      this.typingOut.input(reply.value.trim() !== "");
+      if (!this.ui.noteMode.checked) this.typingOut.input(reply.value.trim() !== "");
     });
     reply.addEventListener("blur", () => this.typingOut.stop());
+
+    // Note mode marks the box, so nobody sends a note to a visitor by
+    // mistake (or a reply as a note).
+    this.ui.noteMode.addEventListener("change", () => {
+      const note = this.ui.noteMode.checked;
+      composer.classList.toggle("composer--note", note);
+      reply.placeholder = note ? "Write a private note (agents only)…" : "Write a reply…";
+      if (note) this.typingOut.stop();
+      reply.focus();
+    });
 
     claim.addEventListener("click", () => this.#act("claim", claim));
     close.addEventListener("click", () => this.#act("close", close));
