@@ -325,3 +325,47 @@ test("a private note reaches other agents and never the visitor's page", async (
   await agent.context.close();
   await colleague.context.close();
 });
+
+test("a message written while offline is delivered once the network is back, exactly once", async () => {
+  const text = `Sent while offline ${Date.now()}`;
+  const visitor = await newPage();
+  const frame = await openWidget(visitor.page);
+  await frame.locator("textarea").fill("Before the tunnel");
+  await frame.locator("textarea").press("Enter");
+  await frame.locator(".msg--mine").getByText("Before the tunnel").waitFor();
+
+  await visitor.context.setOffline(true);
+  await frame.getByText("Reconnecting…").waitFor({ timeout: 20_000 });
+  await frame.locator("textarea").fill(text);
+  await frame.locator("textarea").press("Enter");
+  await frame.locator(".msg--mine").getByText(text).waitFor();
+
+  await visitor.context.setOffline(false);
+  // The banner clears by itself once the socket is back.
+  await frame.locator("#banner").waitFor({ state: "hidden", timeout: 30_000 });
+
+  // The agent API holds the message once, after the one before it.
+  const agent = await newPage(1200);
+  await signIn(agent.page);
+  const stored = await agent.page.evaluate(async (text) => {
+    const { api } = await import("/app/api.js");
+    for (let tries = 0; tries < 50; tries++) {
+      const { conversations } = await api("GET", "/v1/agent/conversations?status=all");
+      for (const c of conversations) {
+        const path = `/v1/agent/conversations/${encodeURIComponent(c.id)}/messages`;
+        const { messages } = await api("GET", path);
+        const bodies = messages.map((m) => m.body);
+        if (bodies.includes(text)) return bodies;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return [];
+  }, text);
+  assert.deepEqual(stored, ["Before the tunnel", text]);
+  // And the visitor's page shows it once, no longer pending.
+  await frame.locator(".msg--mine:not(.msg--sending)").getByText(text).waitFor();
+  assert.equal(await frame.getByText(text).count(), 1);
+  await visitor.page.screenshot({ path: join(shots, "visitor-after-offline.png") });
+  await visitor.context.close();
+  await agent.context.close();
+});
