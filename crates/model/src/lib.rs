@@ -11,10 +11,10 @@ mod records;
 mod widget;
 
 pub use ids::{AgentId, ConversationId, MessageId, NoteId, TenantId, VisitorId, WidgetId};
-pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody};
+pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody, Shortcut};
 pub use records::{
-    Agent, AuthorKind, Conversation, ConversationStatus, Message, Note, Permission, Role, Seq,
-    VisitorDetails, Widget,
+    Agent, AuthorKind, CannedResponse, Conversation, ConversationStatus, Message, Note, Permission,
+    Role, Seq, VisitorDetails, Widget,
 };
 pub use widget::{
     BusinessHours, ClockTime, FieldRule, Position, PreChat, SettingsError, ThemeColor,

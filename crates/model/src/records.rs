@@ -286,3 +286,11 @@ pub struct Note {
     pub body: MessageBody,
     pub created_at: i64,
 }
+
+/// A ready-made reply of a tenant, inserted by typing `/shortcut`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CannedResponse {
+    pub shortcut: crate::Shortcut,
+    pub body: MessageBody,
+    pub updated_at: i64,
+}

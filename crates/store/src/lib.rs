@@ -17,6 +17,7 @@
 //! - this crate knows nothing of HTTP, sessions or fan-out.
 
 mod audit;
+mod canned;
 mod conversations;
 mod directory;
 mod identity;

@@ -12,9 +12,12 @@ use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use palisade_audit::{ActorKind, Outcome};
-use palisade_model::{DisplayName, Email, Permission, Role, WidgetId, WidgetSettings, check_text};
+use palisade_model::{
+    DisplayName, Email, MessageBody, Permission, Role, Shortcut, WidgetId, WidgetSettings,
+    check_text,
+};
 use palisade_store::NewAgent;
 use serde::Deserialize;
 use serde_json::json;
@@ -32,6 +35,18 @@ pub fn table() -> Vec<Route> {
             "/v1/admin/widgets/{id}/settings",
             Access::Needs(Permission::WidgetsManage),
             put(update_widget_settings),
+        ),
+        route(
+            Method::PUT,
+            "/v1/admin/canned-responses/{shortcut}",
+            Access::Needs(Permission::SettingsManage),
+            put(put_canned),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/admin/canned-responses/{shortcut}",
+            Access::Needs(Permission::SettingsManage),
+            delete(delete_canned),
         ),
         route(
             Method::GET,
@@ -107,6 +122,89 @@ async fn update_widget_settings(
     record_after(&state, audited(Outcome::Success)).await;
     tracing::info!(by = %by.id, widget = %widget.id, "widget settings changed");
     Ok(Json(widget).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CannedRequest {
+    body: String,
+}
+
+fn shortcut(raw: &str) -> ApiResult<Shortcut> {
+    Shortcut::parse(raw).map_err(|e| ApiError::bad_request("invalid_shortcut", e.to_string()))
+}
+
+/// Creates a canned response or replaces its text. Audited: what agents
+/// send with one keystroke is worth a record of who wrote it.
+async fn put_canned(
+    State(state): State<AppState>,
+    source: Source,
+    auth: AgentAuth,
+    Path(raw): Path<String>,
+    StrictJson(req): StrictJson<CannedRequest>,
+) -> ApiResult<Json<palisade_model::CannedResponse>> {
+    let shortcut = shortcut(&raw)?;
+    let body = MessageBody::parse(&req.body)
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    let by = &auth.agent;
+    let audited = |outcome| {
+        event(
+            &source,
+            (ActorKind::Agent, by.id.as_str()),
+            Some(by.tenant_id.as_str()),
+            "canned_response.put",
+            shortcut.as_str(),
+            outcome,
+        )
+    };
+    record(&state, audited(Outcome::Started)).await?;
+    let store = state.chat.store();
+    match store
+        .put_canned_response(&by.tenant_id, &shortcut, &body)
+        .await
+    {
+        Ok(saved) => {
+            record_after(&state, audited(Outcome::Success)).await;
+            Ok(Json(saved))
+        }
+        Err(err) => {
+            record_after(&state, audited(Outcome::Failure)).await;
+            Err(err.into())
+        }
+    }
+}
+
+async fn delete_canned(
+    State(state): State<AppState>,
+    source: Source,
+    auth: AgentAuth,
+    Path(raw): Path<String>,
+) -> ApiResult<StatusCode> {
+    let shortcut = shortcut(&raw)?;
+    let by = &auth.agent;
+    let audited = |outcome| {
+        event(
+            &source,
+            (ActorKind::Agent, by.id.as_str()),
+            Some(by.tenant_id.as_str()),
+            "canned_response.delete",
+            shortcut.as_str(),
+            outcome,
+        )
+    };
+    record(&state, audited(Outcome::Started)).await?;
+    let store = state.chat.store();
+    let deleted = store.delete_canned_response(&by.tenant_id, &shortcut).await;
+    let outcome = match deleted {
+        Ok(true) => Outcome::Success,
+        _ => Outcome::Failure,
+    };
+    record_after(&state, audited(outcome)).await;
+    if deleted? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("canned response"))
+    }
 }
 
 async fn agents(

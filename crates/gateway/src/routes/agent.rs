@@ -63,6 +63,12 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/v1/agent/canned-responses",
+            Access::Needs(Read),
+            get(canned_responses),
+        ),
+        route(
+            Method::GET,
             "/v1/agent/conversations/{id}/notes",
             Access::Needs(Read),
             get(notes),
@@ -388,6 +394,15 @@ async fn visitor_details(
         .await?
         .ok_or(ApiError::NotFound("visitor"))?;
     Ok(Json(details).into_response())
+}
+
+async fn canned_responses(
+    State(state): State<AppState>,
+    auth: AgentAuth,
+) -> ApiResult<Json<serde_json::Value>> {
+    let store = state.chat.store();
+    let canned = store.canned_responses(&auth.agent.tenant_id).await?;
+    Ok(Json(json!({ "canned_responses": canned })))
 }
 
 async fn notes(

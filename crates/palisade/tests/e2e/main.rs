@@ -7,6 +7,7 @@ mod support;
 
 mod audit;
 mod binary;
+mod canned;
 mod chat_flow;
 mod encryption;
 mod holds;

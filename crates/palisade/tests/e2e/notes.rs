@@ -12,7 +12,7 @@ use sqlx::Connection;
 const NOTE: &str = "internal: this customer was refunded twice already";
 
 /// Signs in a second agent (role agent, no second factor) of the tenant.
-async fn colleague<'a>(server: &'a TestServer, slug: &str) -> Agent<'a> {
+pub async fn colleague<'a>(server: &'a TestServer, slug: &str) -> Agent<'a> {
     let store = server.running.state.chat.store();
     let tenant = store.ensure_tenant(slug, slug).await.expect("tenant");
     let email = format!("colleague@{slug}.example");

@@ -48,6 +48,8 @@ async fn account<'a>(server: &'a TestServer, slug: &str, role: Role) -> Agent<'a
 fn body_for(path: &str, n: usize) -> Value {
     if path.ends_with("/messages") {
         json!({"client_msg_id": format!("matrix-{n}"), "body": "matrix probe"})
+    } else if path.contains("/canned-responses/") {
+        json!({"body": "A canned probe."})
     } else if path.ends_with("/notes") {
         json!({"body": "matrix note"})
     } else if path.ends_with("/settings") {
@@ -71,6 +73,7 @@ async fn call(
         axum::http::Method::GET => http.get(url),
         axum::http::Method::POST => http.post(url).json(&body_for(path, n)),
         axum::http::Method::PUT => http.put(url).json(&body_for(path, n)),
+        axum::http::Method::DELETE => http.delete(url),
         ref other => panic!("the matrix has no case for {other}"),
     };
     let resp = req

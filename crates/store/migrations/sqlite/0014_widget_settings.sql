@@ -21,3 +21,14 @@ CREATE TABLE notes (
 );
 CREATE INDEX notes_conversation ON notes (tenant_id, conversation_id, created_at);
 CREATE INDEX notes_key_version ON notes (tenant_id, key_version);
+
+-- Canned responses: a tenant's ready-made replies, picked in the reply box by
+-- typing /shortcut. Templates written by the tenant's admins, not messages,
+-- so kept in clear.
+CREATE TABLE canned_responses (
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id),
+    shortcut    TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, shortcut)
+);
