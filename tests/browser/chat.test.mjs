@@ -369,3 +369,31 @@ test("a message written while offline is delivered once the network is back, exa
   await visitor.context.close();
   await agent.context.close();
 });
+
+test("an agent picks a canned response with /shortcut and the visitor gets it", async () => {
+  const agent = await newPage(1200);
+  await signIn(agent.page);
+  await adminCall(agent.page, "PUT", "/v1/admin/canned-responses/shipping", {
+    body: "Orders ship within 2 working days.",
+  });
+
+  const visitor = await newPage();
+  const frame = await openWidget(visitor.page);
+  await frame.locator("textarea").fill("When do you ship?");
+  await frame.locator("textarea").press("Enter");
+  await agent.page.locator("#conversations li").filter({ hasText: "When do you ship?" }).first().click();
+  await agent.page.locator("#scroller").getByText("When do you ship?").waitFor();
+
+  await agent.page.fill("#reply", "/ship");
+  const option = agent.page.getByRole("option", { name: /\/shipping/ });
+  await option.waitFor();
+  assert.equal(await agent.page.getAttribute("#reply", "aria-expanded"), "true");
+  await agent.page.screenshot({ path: join(shots, "agent-canned-picker.png") });
+  await agent.page.press("#reply", "Enter"); // picks; does not send
+  assert.equal(await agent.page.inputValue("#reply"), "Orders ship within 2 working days.");
+  await agent.page.press("#reply", "Enter"); // sends
+  await frame.getByText("Orders ship within 2 working days.").waitFor({ timeout: 10_000 });
+  assert.deepEqual(agent.problems, []);
+  await visitor.context.close();
+  await agent.context.close();
+});

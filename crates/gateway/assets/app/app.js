@@ -60,6 +60,7 @@ const thread = new ThreadView(
     composer: $("composer"),
     reply: $("reply"),
     noteMode: $("note-mode"),
+    canned: $("canned"),
     notesPanel: $("notes-panel"),
     notes: $("notes"),
     replyLabel: $("reply-label"),

@@ -9,6 +9,7 @@ import { charCount, h, isSendKey } from "/widget/dom.js";
 import { ChatLog } from "/widget/chatlog.js";
 import { TypingIn, TypingOut } from "/widget/typing.js";
 import { ApiError, api, conversationPath, describeError } from "./api.js";
+import { CannedPicker } from "./canned.js";
 
 const PAGE_SIZE = 100;
 const MAX_BODY_CHARS = 4000;
@@ -329,12 +330,14 @@ export class ThreadView {
 
   #wire() {
     const { composer, reply, claim, close } = this.ui;
+    const picker = new CannedPicker(reply, this.ui.canned);
 
     composer.addEventListener("submit", (event) => {
       event.preventDefault();
       this.#submit();
     });
     reply.addEventListener("keydown", (event) => {
+      if (picker.handleKey(event)) return;
       if (isSendKey(event)) {
         event.preventDefault();
         this.#submit();
