@@ -114,7 +114,8 @@ async function signIn(page) {
   await page.fill("#email", demo.email);
   await page.fill("#password", demo.password);
   await page.click("#login-submit");
-  await page.locator("#mfa").waitFor();
+  await Promise.race([page.locator("#mfa").waitFor(), page.locator("#login-error").waitFor()]);
+  if (await page.locator("#login-error").isVisible()) throw new Error(`sign-in refused: ${await page.locator("#login-error").textContent()}`);
   if (recoveryCodes.length === 0) {
     // The set-up panel shows once the secret has arrived.
     await page.locator("#mfa-setup").waitFor();
@@ -393,6 +394,48 @@ test("an agent picks a canned response with /shortcut and the visitor gets it", 
   assert.equal(await agent.page.inputValue("#reply"), "Orders ship within 2 working days.");
   await agent.page.press("#reply", "Enter"); // sends
   await frame.getByText("Orders ship within 2 working days.").waitFor({ timeout: 10_000 });
+  assert.deepEqual(agent.problems, []);
+  await visitor.context.close();
+  await agent.context.close();
+});
+
+test("an agent in the background gets a notification and a title badge", async () => {
+  const agent = await newPage(1200);
+  // Stands in for the operating system's side: records notifications, and
+  // answers the permission request the way a person clicking "Allow" would.
+  // The console is made to believe its window is not focused.
+  await agent.page.addInitScript(() => {
+    window.__notifications = [];
+    class Recorder {
+      static permission = "default";
+      static async requestPermission() {
+        Recorder.permission = "granted";
+        return "granted";
+      }
+      constructor(title, options) {
+        window.__notifications.push({ title, body: options.body });
+      }
+      addEventListener() {}
+      close() {}
+    }
+    window.Notification = Recorder;
+    document.hasFocus = () => false;
+  });
+  await signIn(agent.page);
+  // Asked only on a click, never on load.
+  assert.equal(await agent.page.evaluate(() => Notification.permission), "default");
+  await agent.page.click("#notify");
+  await agent.page.locator("#notify").waitFor({ state: "hidden" });
+
+  const visitor = await newPage();
+  const frame = await openWidget(visitor.page);
+  await frame.locator("textarea").fill("Anyone there? <b>bold</b>");
+  await frame.locator("textarea").press("Enter");
+
+  await agent.page.waitForFunction(() => window.__notifications.length > 0, null, { timeout: 10_000 });
+  const shown = await agent.page.evaluate(() => window.__notifications);
+  assert.deepEqual(shown, [{ title: "Visitor", body: "Anyone there? <b>bold</b>" }]);
+  await agent.page.waitForFunction(() => /^\(\d+\) Palisade$/.test(document.title));
   assert.deepEqual(agent.problems, []);
   await visitor.context.close();
   await agent.context.close();

@@ -16,6 +16,7 @@ import {
 } from "./api.js";
 import { ConversationList } from "./list.js";
 import { askForCode, enroll } from "./mfa.js";
+import { Notifier } from "./notify.js";
 import { ThreadView } from "./thread.js";
 
 const $ = (id) => document.getElementById(id);
@@ -40,6 +41,8 @@ let me = null; // the signed-in agent
 let socket = null;
 let filter = "open";
 const fetchingConversations = new Set();
+
+const notifier = new Notifier($("notify"));
 
 const list = new ConversationList($("conversations"), $("list-empty"), {
   onSelect: openConversation,
@@ -211,6 +214,7 @@ function onMessage(message) {
 
   list.noteMessage(message, isFromMe(message));
   thread.onMessage(message);
+  if (message.author_kind === "visitor") notifier.visitorMessage(message, message.author_name);
   if (!known) fetchConversation(id);
 }
 
@@ -293,8 +297,14 @@ function showBanner(text) {
 
 function updateTitle() {
   const unread = list.totalUnread();
-  document.title = document.hidden && unread > 0 ? `(${unread}) Palisade` : "Palisade";
+  const away = document.hidden || !document.hasFocus();
+  document.title = away && unread > 0 ? `(${unread}) Palisade` : "Palisade";
 }
+
+// The badge counts while the window is in the background, not only while
+// its tab is hidden.
+window.addEventListener("focus", updateTitle);
+window.addEventListener("blur", updateTitle);
 
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && thread.currentId) list.markSeen(thread.currentId);
