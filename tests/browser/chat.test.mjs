@@ -442,3 +442,37 @@ test("an agent in the background gets a notification and a title badge", async (
   await visitor.context.close();
   await agent.context.close();
 });
+
+test("inbox filters: unassigned and mine, with live unread counts", async () => {
+  const agent = await newPage(1200);
+  await signIn(agent.page);
+  const unassigned = agent.page.locator('.filter[data-status="open"]');
+  const mine = agent.page.locator('.filter[data-status="mine"]');
+
+  const visitor = await newPage();
+  const frame = await openWidget(visitor.page);
+  const text = `Filter me ${Date.now()}`;
+  await frame.locator("textarea").fill(text);
+  await frame.locator("textarea").press("Enter");
+
+  // The new message counts as unread on "Unassigned" (and "All"), live.
+  await agent.page.waitForFunction(
+    () => /Unassigned, \d+ unread/.test(document.querySelector('.filter[data-status="open"]').getAttribute("aria-label") || ""),
+  );
+  assert.equal(await mine.getAttribute("aria-label"), "Mine");
+
+  const row = agent.page.locator("#conversations li").filter({ hasText: text });
+  await row.click();
+  await agent.page.click("#claim");
+  await agent.page.locator("#thread-status").getByText(/assigned/i).waitFor();
+
+  // Claimed: it leaves "Unassigned" and is under "Mine".
+  await mine.click();
+  await agent.page.locator("#conversations li").filter({ hasText: text }).waitFor();
+  await unassigned.click();
+  await agent.page.locator("#conversations li").filter({ hasText: text }).waitFor({ state: "detached" });
+  await agent.page.screenshot({ path: join(shots, "agent-filters.png") });
+  assert.deepEqual(agent.problems, []);
+  await visitor.context.close();
+  await agent.context.close();
+});

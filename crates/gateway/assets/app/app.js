@@ -47,6 +47,7 @@ const notifier = new Notifier($("notify"));
 const list = new ConversationList($("conversations"), $("list-empty"), {
   onSelect: openConversation,
   isViewing: (id) => thread.currentId === id && !document.hidden,
+  onCounts: showCounts,
 });
 
 const thread = new ThreadView(
@@ -97,6 +98,7 @@ function continueSignIn(agent, csrf, stage) {
 function signedIn(agent, csrf) {
   me = agent;
   thread.me = agent;
+  list.setMe(agent.id);
   setCsrfToken(csrf);
 
   ui.me.textContent = agent.name;
@@ -231,9 +233,11 @@ function applyConversation(conversation) {
 
 async function refreshList() {
   const status = filter;
+  // "Mine" is the assigned conversations whose assignee is this agent.
+  const asked = status === "mine" ? "assigned" : status;
   const askedAt = performance.now();
   try {
-    const { conversations } = await api("GET", `/v1/agent/conversations?status=${status}`);
+    const { conversations } = await api("GET", `/v1/agent/conversations?status=${asked}`);
     list.load(status, conversations, askedAt);
     updateTitle();
   } catch (err) {
@@ -288,6 +292,17 @@ for (const button of ui.filters) {
     list.setFilter(filter);
     refreshList();
   });
+}
+
+// Unread messages per filter, on the filter buttons (and in their names).
+function showCounts(counts) {
+  for (const button of ui.filters) {
+    const count = counts[button.dataset.status] || 0;
+    const badge = button.querySelector(".filter__count");
+    badge.textContent = count > 0 ? ` ${count > 99 ? "99+" : count}` : "";
+    const label = button.firstChild.textContent.trim();
+    button.setAttribute("aria-label", count > 0 ? `${label}, ${count} unread` : label);
+  }
 }
 
 function showBanner(text) {
