@@ -471,6 +471,13 @@ test("inbox filters: unassigned and mine, with live unread counts", async () => 
   await agent.page.locator("#conversations li").filter({ hasText: text }).waitFor();
   await unassigned.click();
   await agent.page.locator("#conversations li").filter({ hasText: text }).waitFor({ state: "detached" });
+  // Closed, then reopened: back under "Mine".
+  await agent.page.click("#close-conversation");
+  await agent.page.locator("#reopen").waitFor();
+  await agent.page.click("#reopen");
+  await agent.page.locator("#close-conversation").waitFor();
+  await mine.click();
+  await agent.page.locator("#conversations li").filter({ hasText: text }).waitFor();
   await agent.page.screenshot({ path: join(shots, "agent-filters.png") });
   assert.deepEqual(agent.problems, []);
   await visitor.context.close();

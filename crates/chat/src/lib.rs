@@ -338,6 +338,21 @@ impl Chat {
         Ok(conversation)
     }
 
+    /// An agent reopens a closed conversation.
+    pub async fn reopen(&self, access: &ConversationAccess) -> Result<Conversation, ChatError> {
+        let Actor::Agent { tenant_id, .. } = &access.actor else {
+            return Err(ChatError::Forbidden);
+        };
+        let reopened = self
+            .store
+            .reopen_conversation(tenant_id, &access.conversation_id);
+        let conversation = reopened.await?.ok_or(ChatError::NotFound)?;
+        self.hub.publish(Event::Conversation {
+            conversation: conversation.clone(),
+        });
+        Ok(conversation)
+    }
+
     /// An agent closes the conversation.
     pub async fn close(&self, access: &ConversationAccess) -> Result<Conversation, ChatError> {
         let Actor::Agent { tenant_id, .. } = &access.actor else {

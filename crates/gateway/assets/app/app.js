@@ -58,6 +58,7 @@ const thread = new ThreadView(
     visitor: $("thread-visitor"),
     claim: $("claim"),
     close: $("close-conversation"),
+    reopen: $("reopen"),
     error: $("thread-error"),
     scroller: $("scroller"),
     typing: $("typing"),

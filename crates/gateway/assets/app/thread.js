@@ -310,6 +310,7 @@ export class ThreadView {
     this.ui.claim.hidden = c.status === "closed" || mine;
     this.ui.claim.textContent = c.status === "assigned" ? "Take over" : "Claim";
     this.ui.close.hidden = c.status === "closed";
+    this.ui.reopen.hidden = c.status !== "closed";
     this.ui.composer.hidden = c.status === "closed";
     if (c.status === "closed") this.typingOut.stop();
   }
@@ -361,5 +362,6 @@ export class ThreadView {
 
     claim.addEventListener("click", () => this.#act("claim", claim));
     close.addEventListener("click", () => this.#act("close", close));
+    this.ui.reopen.addEventListener("click", () => this.#act("reopen", this.ui.reopen));
   }
 }

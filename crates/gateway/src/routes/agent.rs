@@ -104,6 +104,12 @@ pub fn table() -> Vec<Route> {
             post(close),
         ),
         route(
+            Method::POST,
+            "/v1/agent/conversations/{id}/reopen",
+            Access::Needs(Write),
+            post(reopen),
+        ),
+        route(
             Method::GET,
             "/v1/agent/ws",
             Access::Needs(Read),
@@ -478,6 +484,18 @@ async fn claim(
         .authorize(&auth.actor(), &ConversationId::from_raw(id))
         .await?;
     Ok(Json(state.chat.claim(&access).await?).into_response())
+}
+
+async fn reopen(
+    State(state): State<AppState>,
+    auth: AgentAuth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
+    Ok(Json(state.chat.reopen(&access).await?).into_response())
 }
 
 async fn close(
