@@ -16,6 +16,7 @@
 //!   (see [`keyring`]); no plaintext of them is ever written to the database;
 //! - this crate knows nothing of HTTP, sessions or fan-out.
 
+mod api_keys;
 mod audit;
 mod conversations;
 mod directory;
@@ -23,14 +24,17 @@ mod identity;
 pub mod keyring;
 mod legacy;
 mod rows;
+mod team;
 pub mod testing;
 mod vault;
 mod writer;
 
+pub use api_keys::{ApiKey, ApiKeyGrant, NewApiKey};
 pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
 pub use identity::MfaRecord;
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
+pub use team::{AgentListing, LAST_OWNER, NewInvitation};
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 

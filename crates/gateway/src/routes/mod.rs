@@ -5,7 +5,9 @@
 
 mod admin;
 mod agent;
+mod keys;
 mod mfa;
+mod team;
 mod visitor;
 
 use crate::AppState;
@@ -25,6 +27,8 @@ pub fn table() -> Vec<Route> {
     all.extend(agent::table());
     all.extend(mfa::table());
     all.extend(admin::table());
+    all.extend(team::table());
+    all.extend(keys::table());
     all.extend([
         route(
             Method::GET,

@@ -14,6 +14,7 @@ mod identity;
 mod malformed;
 mod permissions;
 mod routing;
+mod team;
 mod tenancy;
 mod vault;
 mod waf;
