@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_keys;
 mod audit;
 mod binary;
 mod chat_flow;
