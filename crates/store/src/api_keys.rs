@@ -116,6 +116,17 @@ impl Store {
         found.iter().map(api_key).collect()
     }
 
+    /// One key of the tenant, revoked or not.
+    pub async fn api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<Option<ApiKey>> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(api_key).transpose()
+    }
+
     /// Revokes a key of the tenant. NotFound when the tenant has no such
     /// key that is not already revoked.
     pub async fn revoke_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<()> {

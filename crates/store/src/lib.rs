@@ -30,9 +30,11 @@ mod vault;
 mod writer;
 
 pub use api_keys::{ApiKey, ApiKeyGrant, NewApiKey};
-pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};
+pub use audit::{
+    AppendBuilder, AuditCheckpoint, AuditFilter, AuditHead, AuditRecord, CheckpointBuilder,
+};
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
-pub use identity::MfaRecord;
+pub use identity::{MfaRecord, TenantSettings};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
 pub use team::{AgentListing, LAST_OWNER, NewInvitation};
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};

@@ -122,14 +122,22 @@ async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = ApiKeyId::from_raw(id);
+    const NO_KEY: ApiError = ApiError::NotFound("API key (unknown or already revoked)");
     let store = state.chat.store();
+    // Another tenant's ids, and made-up ones, are refused before anything
+    // is recorded in this tenant's log.
+    let key = store
+        .api_key(caller.tenant_id(), &ApiKeyId::from_raw(id))
+        .await?
+        .filter(|key| key.revoked_at.is_none())
+        .ok_or(NO_KEY)?;
+    let id = key.id;
     let work = async {
         store
             .revoke_api_key(caller.tenant_id(), &id)
             .await
             .map_err(|err| match err {
-                palisade_store::StoreError::NotFound => ApiError::NotFound("API key"),
+                palisade_store::StoreError::NotFound => NO_KEY,
                 other => other.into(),
             })
     };

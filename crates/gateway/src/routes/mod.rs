@@ -7,6 +7,7 @@ mod admin;
 mod agent;
 mod keys;
 mod mfa;
+mod settings;
 mod team;
 mod visitor;
 
@@ -29,6 +30,7 @@ pub fn table() -> Vec<Route> {
     all.extend(admin::table());
     all.extend(team::table());
     all.extend(keys::table());
+    all.extend(settings::table());
     all.extend([
         route(
             Method::GET,

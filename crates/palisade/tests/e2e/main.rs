@@ -15,6 +15,7 @@ mod identity;
 mod malformed;
 mod permissions;
 mod routing;
+mod settings;
 mod team;
 mod tenancy;
 mod vault;
