@@ -25,6 +25,7 @@ pub mod keyring;
 mod legacy;
 mod rows;
 mod team;
+mod tenants;
 pub mod testing;
 mod vault;
 mod writer;
@@ -37,6 +38,7 @@ pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, Sessio
 pub use identity::{MfaRecord, TenantSettings};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
 pub use team::{AgentListing, LAST_OWNER, NewInvitation};
+pub use tenants::TenantSummary;
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 

@@ -7,6 +7,7 @@ mod admin;
 mod agent;
 mod keys;
 mod mfa;
+mod operator;
 mod settings;
 mod team;
 mod visitor;
@@ -31,6 +32,7 @@ pub fn table() -> Vec<Route> {
     all.extend(team::table());
     all.extend(keys::table());
     all.extend(settings::table());
+    all.extend(operator::table());
     all.extend([
         route(
             Method::GET,

@@ -131,15 +131,19 @@ async fn invite(
     let store = state.chat.store();
     let work = async { Ok(store.create_invitation(caller.tenant_id(), new).await?) };
     audited(&state, &source, &caller, action, email.as_str(), work).await?;
-    // The token travels in the fragment, which browsers never send to a
-    // server, so it stays out of access logs and referrers.
-    let url = format!(
+    let body = json!({"invitation_url": invitation_url(&state, &token), "expires_at": expires_at});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Where an invitation is accepted. The token travels in the fragment,
+/// which browsers never send to a server, so it stays out of access logs
+/// and referrers.
+pub(super) fn invitation_url(state: &AppState, token: &palisade_identity::SecretString) -> String {
+    format!(
         "{}/app/#invite={}",
         state.settings.public_origin,
         token.expose()
-    );
-    let body = json!({"invitation_url": url, "expires_at": expires_at});
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    )
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,7 @@ mod encryption;
 mod holds;
 mod identity;
 mod malformed;
+mod operator;
 mod permissions;
 mod routing;
 mod settings;

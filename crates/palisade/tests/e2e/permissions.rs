@@ -292,7 +292,9 @@ fn every_route_declares_its_access_and_permissions_doc_matches_the_code() {
         let family_ok = match route.access {
             Access::Visitor => route.path.starts_with("/v1/visitor/"),
             Access::SignedIn | Access::Needs(_) | Access::StepUp(_) | Access::MfaPending => {
-                route.path.starts_with("/v1/agent/") || route.path.starts_with("/v1/admin/")
+                ["/v1/agent/", "/v1/admin/", "/v1/operator/"]
+                    .iter()
+                    .any(|family| route.path.starts_with(family))
             }
             Access::Public => true,
         };
