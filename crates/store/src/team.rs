@@ -220,24 +220,39 @@ impl Store {
 
     /// Runs an update whose WHERE clause carries the owner guard: no row
     /// changed means either no such agent (NotFound) or the guard held.
+    /// The transaction takes the write lock first (SQLite: `BEGIN
+    /// IMMEDIATE`; PostgreSQL: the tenant's row `FOR UPDATE`), so two owners
+    /// stepping down at once cannot both pass the guard.
     async fn guarded_update(
         &self,
         tenant: &TenantId,
         id: &AgentId,
         query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<()> {
+        let mut tx = match self.backend() {
+            crate::Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            crate::Backend::Postgres => {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx
+            }
+        };
         let exists = sqlx::query("SELECT 1 AS one FROM agents WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        let done = query.execute(self.pool()).await?;
+        let done = query.execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(LAST_OWNER);
         }
+        tx.commit().await?;
         Ok(())
     }
 }
