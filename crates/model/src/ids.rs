@@ -64,3 +64,7 @@ id_type!(
     /// One private note agents keep on a conversation.
     NoteId
 );
+id_type!(
+    /// A tenant API key (the id, not the secret token).
+    ApiKeyId
+);

@@ -10,7 +10,9 @@ mod input;
 mod records;
 mod widget;
 
-pub use ids::{AgentId, ConversationId, MessageId, NoteId, TenantId, VisitorId, WidgetId};
+pub use ids::{
+    AgentId, ApiKeyId, ConversationId, MessageId, NoteId, TenantId, VisitorId, WidgetId,
+};
 pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody, Shortcut};
 pub use records::{
     Agent, AuthorKind, CannedResponse, Conversation, ConversationStatus, Message, Note, Permission,

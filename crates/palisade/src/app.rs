@@ -213,6 +213,7 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
     let waf = Arc::new(waf);
     let waf_watch = waf.clone().watch(Duration::from_secs(2));
     let state = AppState {
+        vault: vault.clone(),
         audit,
         chat: Chat::new(store),
         passwords: Arc::new(passwords),

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::access::{Access, Route, route};
 use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AgentAuth, StrictJson};
+use crate::extract::{AgentAuth, Caller, StrictJson};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
@@ -49,12 +49,6 @@ pub fn table() -> Vec<Route> {
             delete(delete_canned),
         ),
         route(
-            Method::GET,
-            "/v1/admin/agents",
-            Access::Needs(Permission::AgentsRead),
-            get(agents),
-        ),
-        route(
             Method::POST,
             "/v1/admin/agents",
             Access::StepUp(Permission::AgentsManage),
@@ -65,9 +59,9 @@ pub fn table() -> Vec<Route> {
 
 async fn widgets(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    caller: Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let widgets = state.chat.store().widgets(&auth.agent.tenant_id).await?;
+    let widgets = state.chat.store().widgets(caller.tenant_id()).await?;
     Ok(Json(json!({ "widgets": widgets })))
 }
 
@@ -83,7 +77,7 @@ const MAX_GREETING_CHARS: usize = 500;
 async fn update_widget_settings(
     State(state): State<AppState>,
     source: Source,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
     StrictJson(req): StrictJson<WidgetSettingsRequest>,
 ) -> ApiResult<Response> {
@@ -93,10 +87,16 @@ async fn update_widget_settings(
         .map_err(|e| ApiError::bad_request("invalid_settings", e.to_string()))?;
     let widget_id = WidgetId::from_raw(id);
     let by = &auth.agent;
+    // Another tenant's widget is "not found", and not put on this tenant's
+    // record either.
+    let store = state.chat.store();
+    if store.widget(&by.tenant_id, &widget_id).await?.is_none() {
+        return Err(ApiError::NotFound("widget"));
+    }
     let audited = |outcome| {
         event(
             &source,
-            (ActorKind::Agent, by.id.as_str()),
+            auth.audit_actor(),
             Some(by.tenant_id.as_str()),
             "widget.settings.update",
             widget_id.as_str(),
@@ -139,7 +139,7 @@ fn shortcut(raw: &str) -> ApiResult<Shortcut> {
 async fn put_canned(
     State(state): State<AppState>,
     source: Source,
-    auth: AgentAuth,
+    auth: Caller,
     Path(raw): Path<String>,
     StrictJson(req): StrictJson<CannedRequest>,
 ) -> ApiResult<Json<palisade_model::CannedResponse>> {
@@ -150,7 +150,7 @@ async fn put_canned(
     let audited = |outcome| {
         event(
             &source,
-            (ActorKind::Agent, by.id.as_str()),
+            auth.audit_actor(),
             Some(by.tenant_id.as_str()),
             "canned_response.put",
             shortcut.as_str(),
@@ -177,7 +177,7 @@ async fn put_canned(
 async fn delete_canned(
     State(state): State<AppState>,
     source: Source,
-    auth: AgentAuth,
+    auth: Caller,
     Path(raw): Path<String>,
 ) -> ApiResult<StatusCode> {
     let shortcut = shortcut(&raw)?;
@@ -185,7 +185,7 @@ async fn delete_canned(
     let audited = |outcome| {
         event(
             &source,
-            (ActorKind::Agent, by.id.as_str()),
+            auth.audit_actor(),
             Some(by.tenant_id.as_str()),
             "canned_response.delete",
             shortcut.as_str(),
@@ -205,14 +205,6 @@ async fn delete_canned(
     } else {
         Err(ApiError::NotFound("canned response"))
     }
-}
-
-async fn agents(
-    State(state): State<AppState>,
-    auth: AgentAuth,
-) -> ApiResult<Json<serde_json::Value>> {
-    let agents = state.chat.store().agents(&auth.agent.tenant_id).await?;
-    Ok(Json(json!({ "agents": agents })))
 }
 
 #[derive(Deserialize)]

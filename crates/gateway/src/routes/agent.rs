@@ -7,7 +7,7 @@ use crate::AppState;
 use crate::access::{Access, Route, route};
 use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AgentAuth, SESSION_COOKIE, StrictJson, StrictQuery};
+use crate::extract::{AgentAuth, Caller, SESSION_COOKIE, StrictJson, StrictQuery};
 use crate::middleware::ConnInfo;
 use axum::Extension;
 use axum::Json;
@@ -345,7 +345,7 @@ struct InboxQuery {
 
 async fn inbox(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     StrictQuery(query): StrictQuery<InboxQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let status = match query.status.as_deref() {
@@ -373,7 +373,7 @@ async fn inbox(
 
 async fn conversation_by_id(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (_, conversation) = state
@@ -386,7 +386,7 @@ async fn conversation_by_id(
 /// The side panel: who the conversation's visitor is.
 async fn visitor_details(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (_, conversation) = state
@@ -404,7 +404,7 @@ async fn visitor_details(
 
 async fn canned_responses(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
     let store = state.chat.store();
     let canned = store.canned_responses(&auth.agent.tenant_id).await?;
@@ -413,7 +413,7 @@ async fn canned_responses(
 
 async fn notes(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (access, _) = state
@@ -432,7 +432,7 @@ struct NoteRequest {
 
 async fn add_note(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
     StrictJson(req): StrictJson<NoteRequest>,
 ) -> ApiResult<Response> {
@@ -448,7 +448,7 @@ async fn add_note(
 
 async fn history(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
     StrictQuery(page): StrictQuery<Page>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -463,7 +463,7 @@ async fn history(
 
 async fn send(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<SendBody>,
 ) -> ApiResult<Response> {
@@ -476,7 +476,7 @@ async fn send(
 
 async fn claim(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (access, _) = state
@@ -488,7 +488,7 @@ async fn claim(
 
 async fn reopen(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (access, _) = state
@@ -500,7 +500,7 @@ async fn reopen(
 
 async fn close(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (access, _) = state

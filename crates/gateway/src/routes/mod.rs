@@ -5,7 +5,11 @@
 
 mod admin;
 mod agent;
+mod keys;
 mod mfa;
+mod operator;
+mod settings;
+mod team;
 mod visitor;
 
 use crate::AppState;
@@ -25,6 +29,10 @@ pub fn table() -> Vec<Route> {
     all.extend(agent::table());
     all.extend(mfa::table());
     all.extend(admin::table());
+    all.extend(team::table());
+    all.extend(keys::table());
+    all.extend(settings::table());
+    all.extend(operator::table());
     all.extend([
         route(
             Method::GET,

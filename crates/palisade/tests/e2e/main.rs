@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_keys;
 mod audit;
 mod binary;
 mod canned;
@@ -14,8 +15,11 @@ mod holds;
 mod identity;
 mod malformed;
 mod notes;
+mod operator;
 mod permissions;
 mod routing;
+mod settings;
+mod team;
 mod tenancy;
 mod vault;
 mod waf;

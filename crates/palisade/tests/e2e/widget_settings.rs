@@ -86,9 +86,9 @@ async fn admin_settings_are_checked_audited_and_served_to_the_widget() {
             .map(|r| (r.actor_id.clone(), r.outcome.clone()))
             .collect();
         let outcomes: Vec<&str> = seen.iter().map(|(_, o)| o.as_str()).collect();
-        // The intruder's attempt is on record as a failure, by its own actor.
-        assert_eq!(outcomes, ["started", "success", "started", "failure"], "{backend:?}");
-        assert_ne!(seen[0].0, seen[2].0);
+        // The intruder's attempt on a widget that is not its tenant's is a 404
+        // before anything is recorded.
+        assert_eq!(outcomes, ["started", "success"], "{backend:?}");
         server.stop().await;
     })
     .await;
