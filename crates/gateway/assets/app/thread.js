@@ -115,6 +115,8 @@ export class ThreadView {
     }
     if (id !== this.currentId) return;
     const parts = [visitor.email || "no email given", `via ${visitor.widget_name}`];
+    const verified = this.conversation && this.conversation.visitor_verified_user_id;
+    if (verified) parts.splice(1, 0, `verified as ${verified}`);
     this.ui.visitor.textContent = parts.join(" · ");
   }
 
