@@ -197,6 +197,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_private_note_reaches_the_tenant_channel_and_never_the_conversation_channel() {
+        let hub = Arc::new(Hub::default());
+        let id = ConversationId::from_raw("c");
+        let tenant = TenantId::from_raw("t");
+        let mut visitor = hub.subscribe_conversation(&id);
+        let mut agents = hub.subscribe_tenant(&tenant);
+        let note = Note {
+            id: palisade_model::NoteId::from_raw("n"),
+            conversation_id: id.clone(),
+            author_id: AgentId::from_raw("a"),
+            author_name: "Agent".into(),
+            body: palisade_model::MessageBody::from_stored("internal".into()),
+            created_at: 0,
+        };
+        hub.publish(Event::Note {
+            tenant_id: tenant,
+            note,
+        });
+        hub.publish(changed(&id));
+
+        assert!(matches!(
+            *agents.recv().await.expect("note"),
+            Event::Note { .. }
+        ));
+        // The visitor's first event is the one after the note.
+        let first = visitor.recv().await.expect("event");
+        assert!(matches!(*first, Event::Conversation { .. }), "{first:?}");
+    }
+
+    #[tokio::test]
     async fn a_listener_that_falls_behind_is_told_it_lagged_and_channels_go_with_listeners() {
         let hub = Arc::new(Hub::default());
         let id = ConversationId::from_raw("c");
