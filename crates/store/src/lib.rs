@@ -11,7 +11,7 @@
 //! - messages are written only by the [`MessageWriter`], one task that batches
 //!   concurrent sends into one durable commit (group commit) and assigns each
 //!   conversation's sequence numbers without gaps;
-//! - message bodies and visitors' names and emails are sealed with the
+//! - message bodies, webhook payloads and visitors' names and emails are sealed with the
 //!   tenant's data key before they reach SQL and opened after they leave it
 //!   (see [`keyring`]); no plaintext of them is ever written to the database;
 //! - this crate knows nothing of HTTP, sessions or fan-out.
@@ -25,6 +25,7 @@ mod legacy;
 mod rows;
 pub mod testing;
 mod vault;
+mod webhooks;
 mod writer;
 
 pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};
@@ -32,6 +33,10 @@ pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, Sessio
 pub use identity::MfaRecord;
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
+pub use webhooks::{
+    DeliveryStatus, DueWebhookDelivery, NewWebhookDelivery, NewWebhookSubscription, WebhookAttempt,
+    WebhookAttemptRecord, WebhookDeliveryRecord, WebhookSubscription,
+};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 
 use keyring::KeyRing;
@@ -236,6 +241,8 @@ impl Store {
                  AND s.key_version = data_keys.version) \
              AND NOT EXISTS (SELECT 1 FROM mfa_totp t WHERE t.tenant_id = $1 \
                  AND t.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.tenant_id = $1 \
+                 AND d.key_version = data_keys.version) \
              RETURNING version",
         )
         .bind(tenant.as_str())
