@@ -35,6 +35,7 @@ pub use events::EventType;
 pub use palisade_store::{
     DeliveryStatus, WebhookAttemptRecord, WebhookDeliveryRecord, WebhookSubscription,
 };
+pub use palisade_vault::{Access as VaultAccess, Principal};
 pub use target::{AllowList, Refusal, TargetError, TargetUrl, classify};
 
 use palisade_model::TenantId;

@@ -7,6 +7,7 @@ mod admin;
 mod agent;
 mod mfa;
 mod visitor;
+mod webhooks;
 
 use crate::AppState;
 use crate::access::{Access, Route, authorize, route};
@@ -25,6 +26,7 @@ pub fn table() -> Vec<Route> {
     all.extend(agent::table());
     all.extend(mfa::table());
     all.extend(admin::table());
+    all.extend(webhooks::table());
     all.extend([
         route(
             Method::GET,

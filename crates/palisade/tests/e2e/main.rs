@@ -17,3 +17,4 @@ mod routing;
 mod tenancy;
 mod vault;
 mod waf;
+mod webhooks;

@@ -66,6 +66,7 @@ async fn call(
     let req = match *method {
         axum::http::Method::GET => http.get(url),
         axum::http::Method::POST => http.post(url).json(&body_for(path, n)),
+        axum::http::Method::DELETE => http.delete(url),
         ref other => panic!("the matrix has no case for {other}"),
     };
     let resp = req
@@ -79,9 +80,43 @@ async fn call(
     (status, resp.text().await.unwrap_or_default())
 }
 
+/// A webhook of the tenant with this slug, aimed at a closed loopback port.
+async fn webhook(server: &TestServer, slug: &str) -> String {
+    let tenant = server
+        .running
+        .state
+        .chat
+        .store()
+        .tenant_by_slug(slug)
+        .await
+        .expect("lookup")
+        .expect("tenant");
+    let access = palisade_webhooks::VaultAccess {
+        actor_kind: palisade_audit::ActorKind::System,
+        actor_id: "matrix".into(),
+        principal: palisade_webhooks::Principal::System("gateway".into()),
+        source: "test".into(),
+        reason: "permission matrix".into(),
+        request_id: "matrix".into(),
+    };
+    let new = palisade_webhooks::NewSubscription {
+        partner: None,
+        url: "http://127.0.0.1:9/".into(),
+        events: vec!["conversation.closed".into()],
+    };
+    let created = server
+        .running
+        .state
+        .webhooks
+        .subscribe(&tenant, new, &access);
+    created.await.expect("webhook").subscription.id
+}
+
 #[tokio::test]
 async fn cross_tenant_matrix_every_route_every_role() {
-    let server = TestServer::start(palisade_store::Backend::Sqlite).await;
+    // Webhooks of the matrix go to a closed port on loopback.
+    let allow = [("PALISADE_WEBHOOKS__ALLOW_TARGETS", "[\"127.0.0.1/32\"]")];
+    let server = TestServer::start_with_env(palisade_store::Backend::Sqlite, &allow).await;
     let a = server.seed_tenant("matrix-a").await;
     let (token_a, conversation_a) = server.visitor(&a).await;
     let secret = "tenant A's private words";
@@ -95,6 +130,7 @@ async fn cross_tenant_matrix_every_route_every_role() {
     assert_eq!(status, 201);
     let b = server.seed_tenant("matrix-b").await;
     let (_, conversation_b) = server.visitor(&b).await;
+    let webhook_a = webhook(&server, "matrix-a").await;
 
     let mut checked = 0;
     for role in [Role::Owner, Role::Admin, Role::Agent, Role::Operator] {
@@ -117,7 +153,13 @@ async fn cross_tenant_matrix_every_route_every_role() {
                 continue; // ends the session; covered in tenancy.rs
             }
             let allowed = needed.is_none_or(|p| role.has(p));
-            let on_a = route.path.replace("{id}", &conversation_a);
+            let is_webhook = route.path.starts_with("/v1/admin/webhooks/");
+            let id_a = if is_webhook {
+                &webhook_a
+            } else {
+                &conversation_a
+            };
+            let on_a = route.path.replace("{id}", id_a);
             let (status, body) = call(&agent, &route.method, &on_a, n).await;
             let what = format!("{} {} as {} of B", route.method, route.path, role.as_str());
             if !allowed {
@@ -128,13 +170,21 @@ async fn cross_tenant_matrix_every_route_every_role() {
                 assert!(status < 500 && status != 403, "{what}: {status} {body}");
             }
             assert!(
-                !body.contains(secret) && !body.contains(&conversation_a),
+                !body.contains(secret)
+                    && !body.contains(&conversation_a)
+                    && !body.contains(&webhook_a),
                 "{what} leaked A's data: {body}"
             );
 
             // On its own tenant's ids, the role gets exactly its permissions.
             if route.path.contains("{id}") {
-                let on_b = route.path.replace("{id}", &conversation_b);
+                // A fresh webhook each time: an allowed DELETE removes it.
+                let id_b = if is_webhook {
+                    webhook(&server, "matrix-b").await
+                } else {
+                    conversation_b.clone()
+                };
+                let on_b = route.path.replace("{id}", &id_b);
                 let (status, body) = call(&agent, &route.method, &on_b, n + 1000).await;
                 let what = format!(
                     "{} {} as {} of B on B's id",
