@@ -932,4 +932,36 @@ mod tests {
         let err = load("[tls]\ncert_file = \"a.pem\"\n", &[]).expect_err("refused");
         assert_eq!(err.key, "tls.key_file");
     }
+
+    #[test]
+    fn webhook_settings_load_and_bad_ones_name_their_key() {
+        let config = load("", &[]).expect("defaults");
+        assert!(config.webhooks.allow_targets.is_empty());
+        assert_eq!(config.webhooks.max_attempts, 8);
+        let config = load(
+            "[webhooks]\nallow_targets = [\"127.0.0.1/32\"]\nretry_base_ms = 250\n",
+            &[("PALISADE_WEBHOOKS__MAX_ATTEMPTS", "3")],
+        )
+        .expect("valid");
+        assert!(
+            config
+                .webhooks
+                .allow_targets
+                .contains("127.0.0.1".parse().expect("ip"))
+        );
+        assert_eq!(config.webhooks.retry_base, Duration::from_millis(250));
+        assert_eq!(config.webhooks.max_attempts, 3);
+        let err = load("[webhooks]\nallow_targets = [\"localhost\"]\n", &[]).expect_err("x");
+        assert_eq!(err.key, "webhooks.allow_targets");
+        let err = load("[webhooks]\nconcurrency = 0\n", &[]).expect_err("x");
+        assert_eq!(err.key, "webhooks.concurrency");
+        let err = load("[webhooks]\nsurprise = 1\n", &[]).expect_err("x");
+        assert!(err.key.contains("webhooks"), "{}", err.key);
+    }
+
+    #[test]
+    fn the_example_file_loads() {
+        let text = include_str!("../../../palisade.example.toml");
+        load(text, &[]).expect("palisade.example.toml is valid");
+    }
 }
