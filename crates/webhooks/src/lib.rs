@@ -419,6 +419,16 @@ impl Webhooks {
         Ok(self.inner.store.webhook_subscriptions(tenant).await?)
     }
 
+    /// One active subscription of the tenant: for callers that must check
+    /// who owns it (a partner may manage only its own) before acting.
+    pub async fn subscription(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<WebhookSubscription>, WebhookError> {
+        Ok(self.list(tenant).await?.into_iter().find(|s| s.id == id))
+    }
+
     /// Removes a subscription and cancels its pending deliveries; false
     /// when the tenant has no such subscription.
     pub async fn remove(&self, tenant: &TenantId, id: &str) -> Result<bool, WebhookError> {
