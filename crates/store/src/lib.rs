@@ -7,7 +7,9 @@
 //!
 //! Invariants:
 //! - every method that touches tenant data takes a [`TenantId`] and filters on
-//!   it, so no caller can reach another tenant's rows by id;
+//!   it, so no caller can reach another tenant's rows by id (the webhook
+//!   worker's outbox lease and subscription cache are the only cross-tenant
+//!   reads, and each row they return carries its tenant);
 //! - messages are written only by the [`MessageWriter`], one task that batches
 //!   concurrent sends into one durable commit (group commit) and assigns each
 //!   conversation's sequence numbers without gaps;
