@@ -619,3 +619,59 @@ async fn the_stored_url_is_checked_again_at_delivery() {
     receiver.stop();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn logs_never_hold_the_secret_signature_payload_or_url_query() {
+    let sink = crate::waf::Captured::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_writer(move || writer.clone())
+        .finish();
+    // As in waf.rs: this thread's subscriber, and a silent second dispatcher
+    // so callsites reached first on other tests' threads still log here.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    tracing::callsite::rebuild_interest_cache();
+
+    let receiver = Receiver::start(&[Reply::Status(500)]).await;
+    let server = TestServer::start_with_env(Backend::Sqlite, LOOPBACK_RECEIVER).await;
+    let tenant = server.seed_tenant("hooklogs").await;
+    let agent = server.agent(&tenant).await;
+    let query_token = "receivers-own-token-5531";
+    let url = format!("{}?token={query_token}", receiver.url);
+    let (status, created) = subscribe(&agent, &url, &["message.created"]).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let (token, conversation) = server.visitor(&tenant).await;
+    let text = "my locker code is 8812-walnut";
+    server
+        .post(
+            &format!("/v1/visitor/conversations/{conversation}/messages"),
+            json!({"client_msg_id": "log-1", "body": text}),
+            Some(&token),
+        )
+        .await;
+    let hits = receiver.wait_for(2).await;
+    let signature = header(&hits[1], "palisade-signature").to_owned();
+    drop(agent);
+    receiver.stop();
+    server.stop().await;
+
+    let logs = String::from_utf8_lossy(&sink.0.lock().expect("logs")).into_owned();
+    assert!(logs.contains("webhook created"), "the scenario was logged");
+    assert!(
+        logs.contains("webhook attempt recorded"),
+        "attempts were logged"
+    );
+    let hex = signature.trim_start_matches("v1=");
+    for (what, needle) in [
+        ("webhook secret", secret.as_str()),
+        ("signature", hex),
+        ("message text", "8812-walnut"),
+        ("URL query", query_token),
+    ] {
+        assert!(!logs.contains(needle), "the logs hold the {what}");
+    }
+}
