@@ -219,10 +219,11 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         );
     }
     let (webhooks, outbound) =
-        palisade_webhooks::Webhooks::start(store.clone(), vault, config.webhooks.clone())
+        palisade_webhooks::Webhooks::start(store.clone(), vault.clone(), config.webhooks.clone())
             .await
             .context("starting webhook delivery (webhooks.*)")?;
     let state = AppState {
+        vault: vault.clone(),
         audit,
         chat: Chat::with_outbound(store, Some(outbound)),
         webhooks,

@@ -7,5 +7,6 @@ pub mod auditcmd;
 pub mod config;
 pub mod demo;
 pub mod keycmd;
+pub mod operatorcmd;
 pub mod telemetry;
 pub mod vaultcmd;

@@ -18,6 +18,7 @@
 //!   (see [`keyring`]); no plaintext of them is ever written to the database;
 //! - this crate knows nothing of HTTP, sessions or fan-out.
 
+mod api_keys;
 mod audit;
 mod conversations;
 mod directory;
@@ -25,15 +26,22 @@ mod identity;
 pub mod keyring;
 mod legacy;
 mod rows;
+mod team;
+mod tenants;
 pub mod testing;
 mod vault;
 mod webhooks;
 mod writer;
 
-pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};
+pub use api_keys::{ApiKey, ApiKeyGrant, NewApiKey};
+pub use audit::{
+    AppendBuilder, AuditCheckpoint, AuditFilter, AuditHead, AuditRecord, CheckpointBuilder,
+};
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
-pub use identity::MfaRecord;
+pub use identity::{MfaRecord, TenantSettings};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
+pub use team::{AgentListing, LAST_OWNER, NewInvitation};
+pub use tenants::TenantSummary;
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
 pub use webhooks::{
     DeliveryStatus, DueWebhookDelivery, NewWebhookDelivery, NewWebhookSubscription, WebhookAttempt,

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::access::{Access, Route, route};
 use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AgentAuth, StrictJson};
+use crate::extract::{AgentAuth, Caller, StrictJson};
 use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
@@ -28,12 +28,6 @@ pub fn table() -> Vec<Route> {
             get(widgets),
         ),
         route(
-            Method::GET,
-            "/v1/admin/agents",
-            Access::Needs(Permission::AgentsRead),
-            get(agents),
-        ),
-        route(
             Method::POST,
             "/v1/admin/agents",
             Access::StepUp(Permission::AgentsManage),
@@ -44,18 +38,10 @@ pub fn table() -> Vec<Route> {
 
 async fn widgets(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    caller: Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let widgets = state.chat.store().widgets(&auth.agent.tenant_id).await?;
+    let widgets = state.chat.store().widgets(caller.tenant_id()).await?;
     Ok(Json(json!({ "widgets": widgets })))
-}
-
-async fn agents(
-    State(state): State<AppState>,
-    auth: AgentAuth,
-) -> ApiResult<Json<serde_json::Value>> {
-    let agents = state.chat.store().agents(&auth.agent.tenant_id).await?;
-    Ok(Json(json!({ "agents": agents })))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,11 @@
 
 mod admin;
 mod agent;
+mod keys;
 mod mfa;
+mod operator;
+mod settings;
+mod team;
 mod visitor;
 mod webhooks;
 
@@ -26,6 +30,10 @@ pub fn table() -> Vec<Route> {
     all.extend(agent::table());
     all.extend(mfa::table());
     all.extend(admin::table());
+    all.extend(team::table());
+    all.extend(keys::table());
+    all.extend(settings::table());
+    all.extend(operator::table());
     all.extend(webhooks::table());
     all.extend([
         route(

@@ -1,20 +1,21 @@
 //! `/v1/admin/webhooks`: a tenant's webhook subscriptions and their
-//! deliveries. Creating one needs a recent second factor (its secret is
-//! shown in the answer, once); creating and removing are audited before
-//! they happen. Target URLs are logged and audited by host only: a query
+//! deliveries. Creating one needs a session with a recent second factor
+//! (its secret is shown in the answer, once); listing, removing and reading
+//! deliveries also take a tenant API key holding `webhooks_manage`.
+//! Creating and removing are audited before they happen. Target URLs are logged and audited by host only: a query
 //! string may carry the receiver's own token.
 
 use crate::AppState;
 use crate::access::{Access, Route, route};
 use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AgentAuth, StrictJson, StrictQuery};
+use crate::extract::{Caller, StrictJson, StrictQuery};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use palisade_audit::{ActorKind, Outcome};
+use palisade_audit::Outcome;
 use palisade_model::Permission;
 use palisade_webhooks::{
     NewSubscription, TargetError, TargetUrl, WebhookDeliveryRecord, WebhookError,
@@ -109,10 +110,10 @@ fn api_error(err: WebhookError) -> ApiError {
     }
 }
 
-async fn list(State(state): State<AppState>, auth: AgentAuth) -> ApiResult<Json<Value>> {
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let subs = state
         .webhooks
-        .list(&auth.agent.tenant_id)
+        .list(caller.tenant_id())
         .await
         .map_err(api_error)?;
     let subs: Vec<Value> = subs.iter().map(subscription_json).collect();
@@ -131,16 +132,16 @@ struct CreateRequest {
 async fn create(
     State(state): State<AppState>,
     source: Source,
-    auth: AgentAuth,
+    caller: Caller,
     StrictJson(req): StrictJson<CreateRequest>,
 ) -> ApiResult<Response> {
     let url = TargetUrl::parse(&req.url)
         .map_err(|e| ApiError::bad_request("invalid_url", format!("url: {e}")))?;
-    let by = &auth.agent;
+    let by = &caller.agent;
     let audited = |outcome, target: &str| {
         event(
             &source,
-            (ActorKind::Agent, by.id.as_str()),
+            caller.audit_actor(),
             Some(by.tenant_id.as_str()),
             "webhook.create",
             target,
@@ -149,9 +150,10 @@ async fn create(
     };
     // Fail closed: nothing is stored unless the attempt is on record.
     record(&state, audited(Outcome::Started, &url.host)).await?;
+    let (actor_kind, actor_id) = caller.audit_actor();
     let access = palisade_webhooks::VaultAccess {
-        actor_kind: ActorKind::Agent,
-        actor_id: by.id.as_str().to_owned(),
+        actor_kind,
+        actor_id: actor_id.to_owned(),
         principal: palisade_webhooks::Principal::System("gateway".into()),
         source: source.0.clone(),
         reason: "webhook signing secret, shown once to its creator".into(),
@@ -187,14 +189,14 @@ async fn create(
 async fn remove(
     State(state): State<AppState>,
     source: Source,
-    auth: AgentAuth,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let by = &auth.agent;
+    let by = &caller.agent;
     let audited = |outcome| {
         event(
             &source,
-            (ActorKind::Agent, by.id.as_str()),
+            caller.audit_actor(),
             Some(by.tenant_id.as_str()),
             "webhook.remove",
             &id,
@@ -228,7 +230,7 @@ fn default_limit() -> i64 {
 
 async fn deliveries(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    caller: Caller,
     Path(id): Path<String>,
     StrictQuery(query): StrictQuery<DeliveriesQuery>,
 ) -> ApiResult<Json<Value>> {
@@ -240,7 +242,7 @@ async fn deliveries(
     }
     let found = state
         .webhooks
-        .deliveries(&auth.agent.tenant_id, &id, query.limit)
+        .deliveries(caller.tenant_id(), &id, query.limit)
         .await
         .map_err(api_error)?
         .ok_or(ApiError::NotFound("webhook"))?;

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_keys;
 mod audit;
 mod binary;
 mod chat_flow;
@@ -12,8 +13,11 @@ mod encryption;
 mod holds;
 mod identity;
 mod malformed;
+mod operator;
 mod permissions;
 mod routing;
+mod settings;
+mod team;
 mod tenancy;
 mod vault;
 mod waf;
