@@ -15,6 +15,7 @@ const REFRESH: Duration = Duration::from_secs(30);
 
 type Interest = Vec<(String, HashSet<EventType>)>;
 
+/// Shared by the service handle, the enqueuer, the drain task and the worker.
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) store: Store,
