@@ -23,4 +23,5 @@ mod team;
 mod tenancy;
 mod vault;
 mod waf;
+mod webhooks;
 mod widget_settings;
