@@ -396,6 +396,7 @@ test("an agent picks a canned response with /shortcut and the visitor gets it", 
   assert.equal(await agent.page.inputValue("#reply"), "Orders ship within 2 working days.");
   await agent.page.press("#reply", "Enter"); // sends
   await frame.getByText("Orders ship within 2 working days.").waitFor({ timeout: 10_000 });
+  await visitor.page.screenshot({ path: join(shots, "visitor-gets-canned-reply.png") });
   assert.deepEqual(agent.problems, []);
   await visitor.context.close();
   await agent.context.close();
@@ -438,6 +439,7 @@ test("an agent in the background gets a notification and a title badge", async (
   const shown = await agent.page.evaluate(() => window.__notifications);
   assert.deepEqual(shown, [{ title: "Visitor", body: "Anyone there? <b>bold</b>" }]);
   await agent.page.waitForFunction(() => /^\(\d+\) Palisade$/.test(document.title));
+  await agent.page.screenshot({ path: join(shots, "agent-notified-in-background.png") });
   assert.deepEqual(agent.problems, []);
   await visitor.context.close();
   await agent.context.close();
