@@ -165,19 +165,28 @@ async fn frame_ancestors(state: &AppState, query: Option<&str>) -> Result<String
 }
 
 pub async fn app_index() -> Result<Response, ApiError> {
-    let bytes = find("app/index.html").ok_or(ApiError::NotFound("file"))?;
-    Ok(serve(
-        "app/index.html",
-        bytes.to_vec(),
-        Some(PAGE_CSP.into()),
-    ))
+    page_file("app", "index.html")
 }
 
 pub async fn app(Path(file): Path<String>) -> Result<Response, ApiError> {
-    if !file_name_ok(&file) {
+    page_file("app", &file)
+}
+
+/// The admin console: its own page, signed in with the agent session.
+pub async fn admin_index() -> Result<Response, ApiError> {
+    page_file("admin", "index.html")
+}
+
+pub async fn admin(Path(file): Path<String>) -> Result<Response, ApiError> {
+    page_file("admin", &file)
+}
+
+/// A file of one of Palisade's own pages; HTML gets the page policy.
+fn page_file(folder: &str, file: &str) -> Result<Response, ApiError> {
+    if !file_name_ok(file) {
         return Err(ApiError::NotFound("file"));
     }
-    let path = format!("app/{file}");
+    let path = format!("{folder}/{file}");
     let bytes = find(&path).ok_or(ApiError::NotFound("file"))?;
     let csp = path.ends_with(".html").then(|| PAGE_CSP.to_owned());
     Ok(serve(&path, bytes.to_vec(), csp))

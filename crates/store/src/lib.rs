@@ -28,6 +28,7 @@ pub mod keyring;
 mod legacy;
 mod notes;
 mod rows;
+mod stats;
 mod team;
 mod tenants;
 pub mod testing;
@@ -43,6 +44,7 @@ pub use audit::{
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
 pub use identity::{MfaRecord, TenantSettings};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
+pub use stats::{Backlog, DAY_MILLIS, DayStats, TenantStats};
 pub use team::{AgentListing, LAST_OWNER, NewInvitation};
 pub use tenants::TenantSummary;
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};

@@ -9,6 +9,7 @@ mod keys;
 mod mfa;
 mod operator;
 mod settings;
+mod stats;
 mod team;
 mod visitor;
 mod webhooks;
@@ -33,6 +34,7 @@ pub fn table() -> Vec<Route> {
     all.extend(team::table());
     all.extend(keys::table());
     all.extend(settings::table());
+    all.extend(stats::table());
     all.extend(operator::table());
     all.extend(webhooks::table());
     all.extend([
@@ -53,6 +55,18 @@ pub fn table() -> Vec<Route> {
             "/app/{file}",
             Access::Public,
             get(crate::assets::app),
+        ),
+        route(
+            Method::GET,
+            "/admin/",
+            Access::Public,
+            get(crate::assets::admin_index),
+        ),
+        route(
+            Method::GET,
+            "/admin/{file}",
+            Access::Public,
+            get(crate::assets::admin),
         ),
         route(
             Method::GET,

@@ -19,6 +19,7 @@ mod operator;
 mod permissions;
 mod routing;
 mod settings;
+mod stats;
 mod team;
 mod tenancy;
 mod vault;
