@@ -31,6 +31,7 @@ const ui = {
   console: $("console"),
   me: $("me"),
   logout: $("logout"),
+  adminLink: $("admin-link"),
   banner: $("banner"),
   filters: [...document.querySelectorAll(".filter")],
   noThread: $("no-thread"),
@@ -103,6 +104,8 @@ function signedIn(agent, csrf) {
   setCsrfToken(csrf);
 
   ui.me.textContent = agent.name;
+  // The admin console is for the roles that run the tenant.
+  ui.adminLink.hidden = !["owner", "admin"].includes(agent.role);
   ui.loading.hidden = true;
   ui.login.hidden = true;
   ui.console.hidden = false;
