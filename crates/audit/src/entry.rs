@@ -17,6 +17,8 @@ pub enum ActorKind {
     Operator,
     /// Palisade itself (start-up, scheduled work).
     System,
+    /// A partner's back-end, by its client certificate (the id is the serial).
+    Partner,
 }
 
 impl ActorKind {
@@ -26,6 +28,7 @@ impl ActorKind {
             Self::Anonymous => "anonymous",
             Self::Operator => "operator",
             Self::System => "system",
+            Self::Partner => "partner",
         }
     }
 }

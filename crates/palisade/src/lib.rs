@@ -7,5 +7,7 @@ pub mod auditcmd;
 pub mod config;
 pub mod demo;
 pub mod keycmd;
+pub mod pkicmd;
 pub mod telemetry;
+mod tlswatch;
 pub mod vaultcmd;

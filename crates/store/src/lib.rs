@@ -22,6 +22,7 @@ mod directory;
 mod identity;
 pub mod keyring;
 mod legacy;
+mod partners;
 mod rows;
 pub mod testing;
 mod vault;
@@ -31,6 +32,7 @@ pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, Checkpoi
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
 pub use identity::MfaRecord;
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
+pub use partners::{NewPartnerCert, PartnerCertRecord};
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 

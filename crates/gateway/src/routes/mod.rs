@@ -6,6 +6,7 @@
 mod admin;
 mod agent;
 mod mfa;
+mod s2s;
 mod visitor;
 
 use crate::AppState;
@@ -25,6 +26,7 @@ pub fn table() -> Vec<Route> {
     all.extend(agent::table());
     all.extend(mfa::table());
     all.extend(admin::table());
+    all.extend(s2s::table());
     all.extend([
         route(
             Method::GET,
