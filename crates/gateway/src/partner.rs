@@ -147,11 +147,14 @@ impl RefusalSink {
     }
 }
 
+/// Each serial's open connections: an id and the signal that closes it.
+type BySerial = HashMap<String, Vec<(u64, Arc<Notify>)>>;
+
 /// Open connections that presented a partner certificate, by serial.
 #[derive(Debug, Default)]
 pub struct LiveConns {
     next: AtomicU64,
-    open: Mutex<HashMap<String, Vec<(u64, Arc<Notify>)>>>,
+    open: Mutex<BySerial>,
 }
 
 /// A connection's entry in [`LiveConns`], removed on drop.
@@ -192,7 +195,7 @@ impl LiveConns {
         self.lock().get(serial).map_or(0, Vec::len)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, Arc<Notify>)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BySerial> {
         self.open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

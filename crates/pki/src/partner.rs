@@ -191,7 +191,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 2 != 0 || text.len() > 40 {
+    if text.is_empty() || !text.len().is_multiple_of(2) || text.len() > 40 {
         return None;
     }
     (0..text.len())

@@ -12,6 +12,7 @@ mod encryption;
 mod holds;
 mod identity;
 mod malformed;
+mod partners;
 mod permissions;
 mod routing;
 mod tenancy;
