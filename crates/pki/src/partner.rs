@@ -455,3 +455,110 @@ impl IssuingCa {
     "the CSR is not a valid PEM certificate signing request with an ECDSA, Ed25519 or RSA key and a good signature"
 )]
 pub struct CsrError;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn issuing() -> (Hierarchy, IssuingCa) {
+        let hierarchy = create_hierarchy(now()).expect("hierarchy");
+        let ca = IssuingCa::load(
+            &hierarchy.intermediate.cert_pem,
+            &hierarchy.intermediate.key_pem,
+        )
+        .expect("intermediate loads");
+        (hierarchy, ca)
+    }
+
+    fn leaf_der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).expect("leaf")
+    }
+
+    #[test]
+    fn identity_names_are_checked_and_round_trip_through_the_uri() {
+        assert_eq!(
+            PartnerIdentity::new("t1", ""),
+            Err(IdentityError::BadPartner)
+        );
+        assert_eq!(
+            PartnerIdentity::new("t1", "Bad"),
+            Err(IdentityError::BadPartner)
+        );
+        assert_eq!(
+            PartnerIdentity::new("t1", "-x"),
+            Err(IdentityError::BadPartner)
+        );
+        assert_eq!(
+            PartnerIdentity::new("a:b", "crm"),
+            Err(IdentityError::BadTenant)
+        );
+        let id = PartnerIdentity::new("0190-ab", "crm-2").expect("valid");
+        assert_eq!(id.uri(), "urn:palisade:partner:0190-ab:crm-2");
+        assert_eq!(PartnerIdentity::from_uri(&id.uri()), Some(id));
+        assert_eq!(
+            PartnerIdentity::from_uri("urn:palisade:partner:t:a:b"),
+            None
+        );
+    }
+
+    #[test]
+    fn issued_certificate_carries_the_identity_a_serial_and_the_intermediate() {
+        let (hierarchy, ca) = issuing();
+        let id = PartnerIdentity::new("tenant-1", "crm").expect("id");
+        let issued = ca.issue(&id, Duration::days(30), now()).expect("issued");
+        assert!(issued.cert_pem.ends_with(&hierarchy.intermediate.cert_pem));
+        assert!(is_serial(&issued.serial));
+        let seen = presented(&leaf_der(&issued.cert_pem)).expect("identity");
+        assert_eq!((seen.identity, seen.serial), (id, issued.serial.clone()));
+        let key = issued.key_pem.expect("a key");
+        assert!(key_matches_cert(&issued.cert_pem, key.expose()));
+        assert!(!key_matches_cert(&hierarchy.root.cert_pem, key.expose()));
+        assert_eq!(format!("{key:?}"), "KeyPem([hidden])");
+    }
+
+    #[test]
+    fn a_csr_gives_only_its_key_never_its_names() {
+        let (_, ca) = issuing();
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec!["evil.example".to_owned()]).expect("params");
+        let other = "urn:palisade:partner:other:boss".try_into().expect("uri");
+        params.subject_alt_names.push(SanType::URI(other));
+        let csr = params
+            .serialize_request(&key)
+            .expect("csr")
+            .pem()
+            .expect("pem");
+        let id = PartnerIdentity::new("tenant-1", "crm").expect("id");
+        let issued = ca
+            .issue_for_csr(&csr, &id, Duration::days(5), now())
+            .expect("issued");
+        assert!(issued.key_pem.is_none());
+        let seen = presented(&leaf_der(&issued.cert_pem)).expect("identity");
+        assert_eq!(seen.identity, id);
+        assert!(key_matches_cert(&issued.cert_pem, &key.serialize_pem()));
+        assert!(
+            ca.issue_for_csr("not a csr", &id, Duration::days(5), now())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn validity_never_outlives_the_intermediate_and_the_crl_lists_serials() {
+        let (_, ca) = issuing();
+        let id = PartnerIdentity::new("t", "p").expect("id");
+        let issued = ca.issue(&id, Duration::days(9000), now()).expect("issued");
+        assert!(issued.not_after <= ca.not_after());
+        let revoked = vec![(issued.serial.clone(), now())];
+        let der = ca.crl(&revoked, 7, now()).expect("crl");
+        let (_, crl) = x509_parser::parse_x509_crl(&der).expect("parses");
+        let listed: Vec<String> = crl
+            .iter_revoked_certificates()
+            .map(|r| hex(r.raw_serial()))
+            .collect();
+        assert_eq!(listed, vec![issued.serial]);
+    }
+}
