@@ -844,3 +844,42 @@ fn curl_examples(doc: &str) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test]
+async fn access_log_names_the_client_certificate_serial_and_never_the_key() {
+    let sink = crate::waf::Captured::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(move || writer.clone())
+        .finish();
+    // As in the WAF log test: this runtime runs the server on this thread, and a second,
+    // silent dispatcher makes every callsite ask each event.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    tracing::callsite::rebuild_interest_cache();
+
+    let server = TestServer::start_with_env(Backend::Sqlite, FAST_WATCH).await;
+    server.seed_tenant("acme").await;
+    pki(&server, PkiCommand::Init).await;
+    let files = issue(&server, "acme", "crm").await;
+    let partner = partner_client(&server, &files);
+    until_accepted(&partner, &server).await;
+    let (status, _) = server.get("/s2s/v1/conversations", None).await;
+    assert_eq!(status, 401);
+
+    let logs = String::from_utf8_lossy(&sink.0.lock().expect("logs")).into_owned();
+    let key = std::fs::read_to_string(&files.key).expect("key");
+    let key_body = key.lines().nth(1).expect("a base64 line");
+    assert!(
+        logs.contains(&format!("\"client_cert\":\"{}\"", files.serial)),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("\"client_cert\":\"null\""),
+        "requests without one say null"
+    );
+    assert!(!logs.contains(key_body), "no key material in the logs");
+    server.stop().await;
+}
