@@ -170,6 +170,10 @@ async fn authenticate_partner(
             Outcome::Denied,
         );
         record_after(state, refused).await;
+        // A connection that slipped in between a revocation and the new CRL ends here.
+        if record.is_some_and(|r| r.revoked_at.is_some()) {
+            state.partners.live.close_serial(&cert.serial);
+        }
         return Err(ApiError::Unauthorized(
             "this client certificate is revoked or unknown",
         ));

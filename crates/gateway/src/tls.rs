@@ -244,6 +244,9 @@ pub fn server_config_for(
     };
     let mut config = builder.with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Fresh ticket keys (and, from the builder, a fresh session cache) with every
+    // configuration: after a revocation rebuilds it, no session of the revoked
+    // certificate can be resumed without a full handshake and a new CRL check.
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(config)
 }

@@ -116,11 +116,12 @@ impl TlsWatch {
                 }
             }
 
+            let mut revoked = false;
             match store.revocation_mark().await {
                 Ok(now) if mark != Some(now) => {
                     mark = Some(now);
                     rebuild = true;
-                    self.close_revoked(&store).await;
+                    revoked = true;
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "checking for revocations failed"),
@@ -143,6 +144,11 @@ impl TlsWatch {
             if rebuild {
                 self.rebuild(&store, material.as_ref()).await;
                 signed = Instant::now();
+            }
+            // After the new CRL is in place: a connection made before it is closed here,
+            // one made after it never completed its handshake.
+            if revoked {
+                self.close_revoked(&store).await;
             }
         }
     }

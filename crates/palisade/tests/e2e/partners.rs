@@ -145,7 +145,8 @@ async fn until_refused(client: &reqwest::Client, server: &TestServer) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the certificate was still accepted after 10 s");
+    let last = call(client, server, "GET", "/s2s/v1/conversations", None).await;
+    panic!("the certificate was still accepted after 10 s: {last:?}");
 }
 
 /// Waits for an audit entry of `action` whose target names `serial`.
@@ -881,5 +882,45 @@ async fn access_log_names_the_client_certificate_serial_and_never_the_key() {
         "requests without one say null"
     );
     assert!(!logs.contains(key_body), "no key material in the logs");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn certificates_near_expiry_are_counted_and_alerted_at_start() {
+    let server = TestServer::start_with_env(Backend::Sqlite, FAST_WATCH).await;
+    server.seed_tenant("acme").await;
+    pki(&server, PkiCommand::Init).await;
+    let soon = PkiCommand::IssuePartner {
+        tenant: "acme".into(),
+        partner: "short".into(),
+        days: Some(2),
+        out_dir: crate::support::temp_dir("short"),
+    };
+    pki(&server, soon).await;
+    issue(&server, "acme", "long").await;
+    let (data_dir, database_url) = server.stop_keeping_data().await;
+
+    // The expiry watch looks once at start, then every ten minutes.
+    let server = TestServer::start_with(data_dir, database_url).await;
+    let ops = server.running.ops_addr;
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = reqwest::Client::new()
+            .get(format!("http://{ops}/metrics"))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains("palisade_certificates_expiring 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains("palisade_certificates_expiring 1"),
+        "only the two-day certificate is within the seven-day window:\n{metrics}"
+    );
     server.stop().await;
 }
