@@ -317,20 +317,27 @@ async fn run_on(config: &Config, store: &Store, command: PkiCommand) -> anyhow::
             let key_file = out_dir.join(format!("{partner}-key.pem"));
             write_new(&cert_file, &issued.cert_pem, 0o644)?;
             write_new(&key_file, key.expose(), 0o600)?;
+            // The CA of the server's own certificate, for the partner's --cacert, when the
+            // internal CA made it (operators' own certificates come with their own chain).
             let server_ca = out_dir.join("palisade-ca.pem");
-            if let Ok(ca_pem) = std::fs::read_to_string(config.data_dir.join("tls").join("ca.pem"))
-            {
-                let _ = write_new(&server_ca, &ca_pem, 0o644);
-            }
+            let ca_pem = std::fs::read_to_string(config.data_dir.join("tls").join("ca.pem")).ok();
+            let ca_line = match ca_pem {
+                Some(ca_pem) => {
+                    write_new(&server_ca, &ca_pem, 0o644)?;
+                    format!(
+                        "\n  server CA for --cacert:              {}",
+                        server_ca.display()
+                    )
+                }
+                None => String::new(),
+            };
             Ok(format!(
                 "issued serial {serial} for partner {partner} of tenant {tenant}, valid until {until}\n  \
-                 certificate (with the intermediate): {cert}\n  key (mode 0600):                    {key}\n  \
-                 server CA for --cacert:              {ca}",
+                 certificate (with the intermediate): {cert}\n  key (mode 0600):                    {key}{ca_line}",
                 serial = issued.serial,
                 until = day(palisade_gateway::partner::millis(issued.not_after)),
                 cert = cert_file.display(),
                 key = key_file.display(),
-                ca = server_ca.display(),
             ))
         }
         PkiCommand::Revoke { serial } => {
