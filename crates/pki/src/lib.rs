@@ -98,7 +98,7 @@ pub fn reissue_server(dir: &Path, server_names: &[String]) -> Result<TlsMaterial
         ca_cert_path: paths.ca_cert,
         server_cert_path: paths.server_cert,
         server_key_path: paths.server_key,
-        origin: CertOrigin::Issued(IssueReason::Missing),
+        origin: CertOrigin::Issued(IssueReason::Requested),
     })
 }
 
