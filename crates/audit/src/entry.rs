@@ -13,6 +13,8 @@ pub enum ActorKind {
     Agent,
     /// Someone not yet identified (a failed sign-in).
     Anonymous,
+    /// A tenant API key (its id is the actor id).
+    ApiKey,
     /// A platform operator at the command line.
     Operator,
     /// Palisade itself (start-up, scheduled work).
@@ -26,6 +28,7 @@ impl ActorKind {
         match self {
             Self::Agent => "agent",
             Self::Anonymous => "anonymous",
+            Self::ApiKey => "api_key",
             Self::Operator => "operator",
             Self::System => "system",
             Self::Partner => "partner",

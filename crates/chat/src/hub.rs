@@ -168,6 +168,7 @@ mod tests {
                 tenant_id: TenantId::from_raw("t"),
                 visitor_id: VisitorId::from_raw("v"),
                 visitor_name: None,
+                visitor_verified_user_id: None,
                 status: ConversationStatus::Open,
                 assignee_id: None::<AgentId>,
                 assignee_name: None,

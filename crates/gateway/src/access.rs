@@ -11,7 +11,7 @@
 use crate::AppState;
 use crate::audit::{Source, event, record_after};
 use crate::error::ApiError;
-use crate::extract::{AgentAuth, CSRF_HEADER, SESSION_COOKIE, VisitorAuth, cookie_value};
+use crate::extract::{AgentAuth, CSRF_HEADER, Caller, SESSION_COOKIE, VisitorAuth, cookie_value};
 use crate::middleware::{ConnInfo, limit_caller};
 use crate::partner::PartnerAuth;
 use axum::extract::{Request, State};
@@ -111,6 +111,11 @@ pub async fn authorize(
             req.extensions_mut().insert(partner);
         }
         Access::MfaPending | Access::SignedIn | Access::Needs(_) | Access::StepUp(_) => {
+            if req.headers().contains_key(header::AUTHORIZATION) {
+                let caller = authenticate_key(&state, access, req.headers()).await?;
+                req.extensions_mut().insert(caller);
+                return Ok(next.run(req).await);
+            }
             let auth = authenticate_agent(&state, req.method(), req.headers()).await?;
             check_stage(access, &auth)?;
             if let Access::Needs(permission) | Access::StepUp(permission) = access
@@ -124,6 +129,10 @@ pub async fn authorize(
                     return Err(ApiError::StepUpRequired);
                 }
             }
+            req.extensions_mut().insert(Caller {
+                agent: auth.agent.clone(),
+                api_key: None,
+            });
             req.extensions_mut().insert(auth);
         }
     }
@@ -195,6 +204,66 @@ fn check_stage(access: Access, auth: &AgentAuth) -> Result<(), ApiError> {
         (SessionStage::Enroll, _) => Err(ApiError::EnrollmentRequired),
         (SessionStage::Full, _) => Ok(()),
     }
+}
+
+/// How every API key token starts, so a leaked one is easy to recognise.
+pub const API_KEY_PREFIX: &str = "plk_";
+
+/// An API key caller of a `Needs` route whose permission the key holds.
+/// Keys never open step-up, signed-in or second-factor routes, nor
+/// WebSockets, and a request carrying a session cookie too is refused.
+async fn authenticate_key(
+    state: &AppState,
+    access: Access,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    const BAD_KEY: ApiError = ApiError::Unauthorized("the API key is invalid, expired or revoked");
+    if cookie_value(headers, SESSION_COOKIE).is_some() {
+        return Err(ApiError::bad_request(
+            "ambiguous_credentials",
+            "send a session cookie or an API key, not both",
+        ));
+    }
+    let Access::Needs(permission) = access else {
+        return Err(ApiError::Unauthorized(
+            "this route takes a signed-in session, not an API key",
+        ));
+    };
+    if headers.contains_key(header::UPGRADE) {
+        return Err(ApiError::Unauthorized(
+            "WebSockets take a session, not an API key",
+        ));
+    }
+    let token = bearer(headers)
+        .filter(|t| t.starts_with(API_KEY_PREFIX))
+        .ok_or(BAD_KEY)?;
+    let token_hash = sha256_hex(token);
+    let store = state.chat.store();
+    let grant = store.api_key_grant(&token_hash).await?.ok_or(BAD_KEY)?;
+    limit_caller(state, grant.tenant_id.as_str(), &token_hash)?;
+    // A key dies with its creator's account, and never holds more than
+    // the creator's role has now.
+    let agent = store
+        .agent(&grant.tenant_id, &grant.created_by)
+        .await?
+        .ok_or(BAD_KEY)?;
+    if !grant.permissions.contains(&permission) || !agent.role.has(permission) {
+        return Err(ApiError::Forbidden(
+            "this API key does not hold the permission",
+        ));
+    }
+    let now = now_millis();
+    // Noting the use once a minute bounds the writes a busy key causes.
+    if grant.last_used_at.is_none_or(|at| now - at > 60_000) {
+        store
+            .touch_api_key(&grant.tenant_id, &grant.id, now)
+            .await?;
+    }
+    crate::middleware::note_tenant(grant.tenant_id.as_str());
+    Ok(Caller {
+        agent,
+        api_key: Some(grant.id),
+    })
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -74,3 +74,57 @@ pub async fn record_after(state: &AppState, event: Event) {
         raise_audit_alert(state, action, &err);
     }
 }
+
+/// Records `action` on `target` as started before `work` runs (no entry,
+/// no action), then its success or failure.
+pub async fn audited<T>(
+    state: &AppState,
+    source: &Source,
+    caller: &crate::extract::Caller,
+    action: &'static str,
+    target: &str,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let tenant = Some(caller.tenant_id().as_str());
+    let entry = |outcome| {
+        event(
+            source,
+            caller.audit_actor(),
+            tenant,
+            action,
+            target,
+            outcome,
+        )
+    };
+    record(state, entry(Outcome::Started)).await?;
+    let done = work.await;
+    let outcome = if done.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    record_after(state, entry(outcome)).await;
+    done
+}
+
+/// Records a refusal by policy, then answers with it.
+pub async fn denied(
+    state: &AppState,
+    source: &Source,
+    caller: &crate::extract::Caller,
+    action: &'static str,
+    target: &str,
+    refusal: ApiError,
+) -> ApiError {
+    let tenant = Some(caller.tenant_id().as_str());
+    let entry = event(
+        source,
+        caller.audit_actor(),
+        tenant,
+        action,
+        target,
+        Outcome::Denied,
+    );
+    record_after(state, entry).await;
+    refusal
+}

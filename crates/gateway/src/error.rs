@@ -29,6 +29,9 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The visitor's identity could not be verified.
+    #[error("{0}")]
+    IdentityRejected(&'static str),
     /// Signed in with a password; the second factor is still to come.
     #[error("enter the code from your authenticator app (POST /v1/agent/login/mfa)")]
     MfaRequired,
@@ -83,6 +86,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::IdentityRejected(_) => (StatusCode::UNAUTHORIZED, "identity_verification_failed"),
             Self::MfaRequired => (StatusCode::UNAUTHORIZED, "mfa_required"),
             Self::EnrollmentRequired => (StatusCode::FORBIDDEN, "mfa_enrollment_required"),
             Self::StepUpRequired => (StatusCode::FORBIDDEN, "step_up_required"),

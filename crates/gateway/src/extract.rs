@@ -5,8 +5,9 @@ use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
+use palisade_audit::ActorKind;
 use palisade_chat::Actor;
-use palisade_model::Agent;
+use palisade_model::{Agent, ApiKeyId, TenantId};
 use palisade_store::SessionRecord;
 use serde::de::DeserializeOwned;
 
@@ -116,6 +117,47 @@ impl AgentAuth {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AgentAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Self>().cloned().ok_or(UNDECLARED)
+    }
+}
+
+/// The caller of a [`crate::access::Access::Needs`] route: a signed-in
+/// agent, or a tenant API key acting for the agent who created it, with no
+/// more than the permissions the key holds.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The signed-in agent, or the key's creator.
+    pub agent: Agent,
+    /// The key, when the caller is one.
+    pub api_key: Option<ApiKeyId>,
+}
+
+impl Caller {
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.agent.tenant_id
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::Agent {
+            tenant_id: self.agent.tenant_id.clone(),
+            agent_id: self.agent.id.clone(),
+            name: self.agent.name.clone(),
+        }
+    }
+
+    /// Who the audit log names: the key when a key called, else the agent.
+    pub fn audit_actor(&self) -> (ActorKind, &str) {
+        match &self.api_key {
+            Some(key) => (ActorKind::ApiKey, key.as_str()),
+            None => (ActorKind::Agent, self.agent.id.as_str()),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {

@@ -122,12 +122,16 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Security events go here before the action they record.
     pub audit: palisade_audit::Auditor,
+    /// Secrets: each tenant's visitor identity secret lives here.
+    pub vault: palisade_vault::Vault,
     /// Rate limits per address, tenant, credential and socket.
     pub limits: Arc<limits::RateLimiter>,
     /// The web application firewall.
     pub waf: Arc<waf::Waf>,
     /// Partner certificates: the issuing CA and the live mTLS connections.
     pub partners: Arc<partner::Partners>,
+    /// Webhook subscriptions and their delivery outbox.
+    pub webhooks: palisade_webhooks::Webhooks,
 }
 
 impl AppState {

@@ -7,6 +7,7 @@
 //! - Visitor sessions: tokens signed with HMAC-SHA256 under a server key,
 //!   naming tenant, widget and visitor, with an expiry.
 //!
+//! - Visitor identity: the tenant's HMAC-SHA256 of its user's id.
 //! - Second factor: TOTP (RFC 6238) with replay refusal, and one-time
 //!   recovery codes stored hashed.
 //!
@@ -15,9 +16,11 @@
 mod mfa;
 mod password;
 mod secret;
+mod verified;
 mod visitor;
 
 pub use mfa::{MfaError, Totp, qr_svg, recovery_code_hash, recovery_codes};
 pub use password::{PasswordError, PasswordHasher};
 pub use secret::{SecretString, constant_time_eq, random_token, sha256_hex};
+pub use verified::{MAX_USER_ID_BYTES, user_hash, verify_user_hash};
 pub use visitor::{VisitorClaims, VisitorTokenError, VisitorTokens};

@@ -60,3 +60,7 @@ id_type!(
     /// One stored chat message.
     MessageId
 );
+id_type!(
+    /// A tenant API key (the id, not the secret token).
+    ApiKeyId
+);

@@ -9,7 +9,7 @@ mod ids;
 mod input;
 mod records;
 
-pub use ids::{AgentId, ConversationId, MessageId, TenantId, VisitorId, WidgetId};
+pub use ids::{AgentId, ApiKeyId, ConversationId, MessageId, TenantId, VisitorId, WidgetId};
 pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody};
 pub use records::{
     Agent, AuthorKind, Conversation, ConversationStatus, Message, Permission, Role, Seq, Widget,

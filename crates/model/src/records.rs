@@ -241,6 +241,9 @@ pub struct Conversation {
     pub tenant_id: TenantId,
     pub visitor_id: VisitorId,
     pub visitor_name: Option<String>,
+    /// The tenant's id for the visitor, vouched for by its signature
+    /// (visitor identity verification); None when not verified.
+    pub visitor_verified_user_id: Option<String>,
     pub status: ConversationStatus,
     pub assignee_id: Option<AgentId>,
     pub assignee_name: Option<String>,

@@ -65,7 +65,7 @@ pub async fn run(config: &Config, command: KeyCommand) -> anyhow::Result<String>
 }
 
 /// Who runs the command, as the operating system names them.
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into())

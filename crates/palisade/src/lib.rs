@@ -7,6 +7,7 @@ pub mod auditcmd;
 pub mod config;
 pub mod demo;
 pub mod keycmd;
+pub mod operatorcmd;
 pub mod pkicmd;
 pub mod telemetry;
 mod tlswatch;

@@ -33,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// Manage platform operator accounts.
+    Operator {
+        #[command(subcommand)]
+        action: OperatorAction,
+    },
     /// Run from a configuration file (see palisade.example.toml).
     Serve {
         /// TOML settings; without it, defaults and PALISADE_* variables apply.
@@ -260,6 +265,21 @@ enum KeysAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum OperatorAction {
+    /// Create an operator account (prints its one-time password; the
+    /// operator sets up a second factor at first sign-in).
+    Create {
+        /// The same settings file `serve` uses (for the database).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Operator")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TenantAction {
     Create {
         /// The same settings file `serve` uses (for the database).
@@ -354,6 +374,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 done.widget.public_key,
                 config.public_origin,
                 done.widget.public_key
+            );
+            Ok(())
+        }
+        Command::Operator {
+            action:
+                OperatorAction::Create {
+                    config,
+                    email,
+                    name,
+                },
+        } => {
+            let config = Config::load(config.as_deref(), std::env::vars())?;
+            palisade::app::prepare_data_dir(&config)?;
+            let password = palisade::operatorcmd::create(&config, &email, &name).await?;
+            println!(
+                "Operator {email} is ready.\n  Password: {}\n  Sign in at {}/app/ and set up a second factor.",
+                password.expose(),
+                config.public_origin
             );
             Ok(())
         }

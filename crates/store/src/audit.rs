@@ -25,6 +25,16 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+/// Which of a tenant's audit entries to read.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter<'a> {
+    pub action: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
 /// A signed statement that entry `seq` had hash `hash`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditCheckpoint {
@@ -175,6 +185,39 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
+        found.iter().map(record).collect()
+    }
+
+    /// One tenant's entries, newest first, before `filter.before` (a seq)
+    /// and matching the filter's exact action, actor id and outcome.
+    pub async fn tenant_audit_records(
+        &self,
+        tenant: &str,
+        filter: &AuditFilter<'_>,
+    ) -> Result<Vec<AuditRecord>> {
+        let mut sql = String::from(
+            "SELECT seq, at, actor_kind, actor_id, tenant_id, action, target, outcome, source, \
+             request_id, prev_hash, hash FROM audit_log WHERE tenant_id = $1 AND seq < $2",
+        );
+        let mut binds = Vec::new();
+        for (column, value) in [
+            ("action", filter.action),
+            ("actor_id", filter.actor),
+            ("outcome", filter.outcome),
+        ] {
+            if let Some(value) = value {
+                binds.push(value);
+                sql.push_str(&format!(" AND {column} = ${}", binds.len() + 2));
+            }
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", binds.len() + 3));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(filter.before.unwrap_or(i64::MAX));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let found = query.bind(filter.limit).fetch_all(self.pool()).await?;
         found.iter().map(record).collect()
     }
 

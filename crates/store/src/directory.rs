@@ -399,6 +399,22 @@ impl Store {
         Ok(Some((widget, name, rows::int(&row, "created_at")?)))
     }
 
+    /// Records the user id the tenant vouched for (identity verification).
+    pub async fn set_visitor_verified_user(
+        &self,
+        tenant: &TenantId,
+        id: &VisitorId,
+        user_id: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE visitors SET verified_user_id = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// True when the visitor exists in this tenant.
     pub async fn visitor_exists(&self, tenant: &TenantId, id: &VisitorId) -> Result<bool> {
         let row = sqlx::query("SELECT 1 AS one FROM visitors WHERE tenant_id = $1 AND id = $2")

@@ -232,4 +232,46 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// The tenant's name and sign-in and visitor identity policies.
+    pub async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings> {
+        let row = sqlx::query(
+            "SELECT id, name, slug, require_agent_mfa, identity_verification_required \
+             FROM tenants WHERE id = $1",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(crate::StoreError::NotFound)?;
+        Ok(TenantSettings {
+            id: TenantId::from_raw(rows::text(&row, "id")?),
+            name: rows::text(&row, "name")?,
+            slug: rows::text(&row, "slug")?,
+            require_agent_mfa: rows::int(&row, "require_agent_mfa")? != 0,
+            identity_verification_required: rows::int(&row, "identity_verification_required")? != 0,
+        })
+    }
+
+    pub async fn set_identity_verification_required(
+        &self,
+        tenant: &TenantId,
+        required: bool,
+    ) -> Result<()> {
+        sqlx::query("UPDATE tenants SET identity_verification_required = $2 WHERE id = $1")
+            .bind(tenant.as_str())
+            .bind(i64::from(required))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+/// A tenant's settings as the admin API shows them.
+#[derive(Clone, Debug)]
+pub struct TenantSettings {
+    pub id: TenantId,
+    pub name: String,
+    pub slug: String,
+    pub require_agent_mfa: bool,
+    pub identity_verification_required: bool,
 }

@@ -7,15 +7,18 @@
 //!
 //! Invariants:
 //! - every method that touches tenant data takes a [`TenantId`] and filters on
-//!   it, so no caller can reach another tenant's rows by id;
+//!   it, so no caller can reach another tenant's rows by id (the webhook
+//!   worker's outbox lease and subscription cache are the only cross-tenant
+//!   reads, and each row they return carries its tenant);
 //! - messages are written only by the [`MessageWriter`], one task that batches
 //!   concurrent sends into one durable commit (group commit) and assigns each
 //!   conversation's sequence numbers without gaps;
-//! - message bodies and visitors' names and emails are sealed with the
+//! - message bodies, webhook payloads and visitors' names and emails are sealed with the
 //!   tenant's data key before they reach SQL and opened after they leave it
 //!   (see [`keyring`]); no plaintext of them is ever written to the database;
 //! - this crate knows nothing of HTTP, sessions or fan-out.
 
+mod api_keys;
 mod audit;
 mod conversations;
 mod directory;
@@ -24,16 +27,28 @@ pub mod keyring;
 mod legacy;
 mod partners;
 mod rows;
+mod team;
+mod tenants;
 pub mod testing;
 mod vault;
+mod webhooks;
 mod writer;
 
-pub use audit::{AppendBuilder, AuditCheckpoint, AuditHead, AuditRecord, CheckpointBuilder};
+pub use api_keys::{ApiKey, ApiKeyGrant, NewApiKey};
+pub use audit::{
+    AppendBuilder, AuditCheckpoint, AuditFilter, AuditHead, AuditRecord, CheckpointBuilder,
+};
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
-pub use identity::MfaRecord;
+pub use identity::{MfaRecord, TenantSettings};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
 pub use partners::{NewPartnerCert, PartnerCertRecord};
+pub use team::{AgentListing, LAST_OWNER, NewInvitation};
+pub use tenants::TenantSummary;
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
+pub use webhooks::{
+    DeliveryStatus, DueWebhookDelivery, NewWebhookDelivery, NewWebhookSubscription, WebhookAttempt,
+    WebhookAttemptRecord, WebhookDeliveryRecord, WebhookSubscription,
+};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 
 use keyring::KeyRing;
@@ -238,6 +253,8 @@ impl Store {
                  AND s.key_version = data_keys.version) \
              AND NOT EXISTS (SELECT 1 FROM mfa_totp t WHERE t.tenant_id = $1 \
                  AND t.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.tenant_id = $1 \
+                 AND d.key_version = data_keys.version) \
              RETURNING version",
         )
         .bind(tenant.as_str())

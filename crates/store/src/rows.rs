@@ -85,7 +85,8 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
 /// Columns for [`conversation`], with the visitor's (sealed) and assignee's
 /// names joined in.
 pub(crate) const CONVERSATION_SELECT: &str = "SELECT c.id, c.tenant_id, c.visitor_id, \
-     v.name AS visitor_name, v.key_version AS visitor_key_version, c.status, c.assignee_id, a.name AS assignee_name, c.last_seq, \
+     v.name AS visitor_name, v.key_version AS visitor_key_version, \
+     v.verified_user_id AS visitor_verified_user_id, c.status, c.assignee_id, a.name AS assignee_name, c.last_seq, \
      c.created_at, c.updated_at \
      FROM conversations c \
      JOIN visitors v ON v.id = c.visitor_id AND v.tenant_id = c.tenant_id \
@@ -101,6 +102,7 @@ pub(crate) async fn conversation(store: &Store, row: &AnyRow) -> Result<Conversa
         tenant_id: TenantId::from_raw(tenant),
         visitor_id: VisitorId::from_raw(text(row, "visitor_id")?),
         visitor_name,
+        visitor_verified_user_id: opt_text(row, "visitor_verified_user_id")?,
         status: ConversationStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         assignee_id: opt_text(row, "assignee_id")?.map(AgentId::from_raw),
         assignee_name: opt_text(row, "assignee_name")?,

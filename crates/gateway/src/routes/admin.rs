@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::access::{Access, Route, route};
 use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AgentAuth, StrictJson};
+use crate::extract::{AgentAuth, Caller, StrictJson};
 use crate::partner::IssueRequest;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -27,12 +27,6 @@ pub fn table() -> Vec<Route> {
             "/v1/admin/widgets",
             Access::Needs(Permission::WidgetsRead),
             get(widgets),
-        ),
-        route(
-            Method::GET,
-            "/v1/admin/agents",
-            Access::Needs(Permission::AgentsRead),
-            get(agents),
         ),
         route(
             Method::POST,
@@ -63,9 +57,9 @@ pub fn table() -> Vec<Route> {
 
 async fn partner_certs(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    caller: Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let tenant = &auth.agent.tenant_id;
+    let tenant = caller.tenant_id();
     let records = state.chat.store().partner_certs(Some(tenant)).await?;
     let now = now_millis();
     let certificates: Vec<_> = records
@@ -191,18 +185,10 @@ async fn revoke_partner_cert(
 
 async fn widgets(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    caller: Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let widgets = state.chat.store().widgets(&auth.agent.tenant_id).await?;
+    let widgets = state.chat.store().widgets(caller.tenant_id()).await?;
     Ok(Json(json!({ "widgets": widgets })))
-}
-
-async fn agents(
-    State(state): State<AppState>,
-    auth: AgentAuth,
-) -> ApiResult<Json<serde_json::Value>> {
-    let agents = state.chat.store().agents(&auth.agent.tenant_id).await?;
-    Ok(Json(json!({ "agents": agents })))
 }
 
 #[derive(Deserialize)]

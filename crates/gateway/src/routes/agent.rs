@@ -7,7 +7,7 @@ use crate::AppState;
 use crate::access::{Access, Route, route};
 use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AgentAuth, SESSION_COOKIE, StrictJson, StrictQuery};
+use crate::extract::{AgentAuth, Caller, SESSION_COOKIE, StrictJson, StrictQuery};
 use crate::middleware::ConnInfo;
 use axum::Extension;
 use axum::Json;
@@ -315,7 +315,7 @@ struct InboxQuery {
 
 async fn inbox(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     StrictQuery(query): StrictQuery<InboxQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let status = match query.status.as_deref() {
@@ -343,7 +343,7 @@ async fn inbox(
 
 async fn conversation_by_id(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (_, conversation) = state
@@ -355,7 +355,7 @@ async fn conversation_by_id(
 
 async fn history(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
     StrictQuery(page): StrictQuery<Page>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -370,7 +370,7 @@ async fn history(
 
 async fn send(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<SendBody>,
 ) -> ApiResult<Response> {
@@ -383,7 +383,7 @@ async fn send(
 
 async fn claim(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (access, _) = state
@@ -395,7 +395,7 @@ async fn claim(
 
 async fn close(
     State(state): State<AppState>,
-    auth: AgentAuth,
+    auth: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (access, _) = state

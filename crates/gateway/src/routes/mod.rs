@@ -5,9 +5,14 @@
 
 mod admin;
 mod agent;
+mod keys;
 mod mfa;
+mod operator;
 mod s2s;
+mod settings;
+mod team;
 mod visitor;
+mod webhooks;
 
 use crate::AppState;
 use crate::access::{Access, Route, authorize, route};
@@ -27,6 +32,11 @@ pub fn table() -> Vec<Route> {
     all.extend(mfa::table());
     all.extend(admin::table());
     all.extend(s2s::table());
+    all.extend(team::table());
+    all.extend(keys::table());
+    all.extend(settings::table());
+    all.extend(operator::table());
+    all.extend(webhooks::table());
     all.extend([
         route(
             Method::GET,

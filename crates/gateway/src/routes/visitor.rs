@@ -2,9 +2,11 @@
 //! session; the session's bearer token opens the visitor's own
 //! conversations and nothing else.
 
+use super::settings;
 use super::{Page, SendBody, send_message};
 use crate::AppState;
 use crate::access::{Access, Route, route};
+use crate::audit::Source;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{StrictJson, StrictQuery, VisitorAuth};
 use axum::Json;
@@ -14,8 +16,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use palisade_chat::Actor;
-use palisade_identity::VisitorClaims;
-use palisade_model::{ConversationId, DisplayName, Email, now_millis};
+use palisade_identity::{MAX_USER_ID_BYTES, VisitorClaims, verify_user_hash};
+use palisade_model::{ConversationId, DisplayName, Email, TenantId, now_millis};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -67,10 +69,14 @@ struct SessionRequest {
     name: Option<String>,
     email: Option<String>,
     resume_token: Option<String>,
+    /// The tenant's id for this visitor, with `user_hash`, its signature.
+    user_id: Option<String>,
+    user_hash: Option<String>,
 }
 
 async fn create_session(
     State(state): State<AppState>,
+    source: Source,
     StrictJson(req): StrictJson<SessionRequest>,
 ) -> ApiResult<Response> {
     let widget = state
@@ -86,6 +92,7 @@ async fn create_session(
         let message = "send either resume_token or name and email, not both";
         return Err(ApiError::bad_request("conflicting_fields", message));
     }
+    let verified = verified_user(&state, &source, &widget.tenant_id, &req).await?;
     let resumed = match &req.resume_token {
         Some(token) => match state.visitor_actor(token)? {
             Actor::Visitor {
@@ -130,6 +137,12 @@ async fn create_session(
         }
     };
 
+    if let Some(user_id) = &verified {
+        let store = state.chat.store();
+        store
+            .set_visitor_verified_user(&widget.tenant_id, &visitor_id, user_id)
+            .await?;
+    }
     let ttl = i64::try_from(state.settings.visitor_token_ttl.as_millis()).unwrap_or(i64::MAX);
     let claims = VisitorClaims {
         tenant_id: widget.tenant_id.clone(),
@@ -142,9 +155,58 @@ async fn create_session(
         "token": token,
         "visitor_id": visitor_id,
         "expires_at": claims.expires_at,
+        "verified_user_id": verified,
         "widget": {"name": widget.name, "greeting": widget.greeting},
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The user id the tenant vouches for, when the request carries one with a
+/// matching signature. A wrong signature is always refused; a missing one
+/// only when the tenant requires verification.
+async fn verified_user(
+    state: &AppState,
+    source: &Source,
+    tenant: &TenantId,
+    req: &SessionRequest,
+) -> ApiResult<Option<String>> {
+    let store = state.chat.store();
+    let required = store
+        .tenant_settings(tenant)
+        .await?
+        .identity_verification_required;
+    let (user_id, user_hash) = match (&req.user_id, &req.user_hash) {
+        (None, None) if required => {
+            return Err(ApiError::IdentityRejected(
+                "this site requires a verified visitor: send user_id and user_hash",
+            ));
+        }
+        (None, None) => return Ok(None),
+        (Some(id), Some(hash)) => (id, hash),
+        _ => {
+            let message = "send user_id and user_hash together";
+            return Err(ApiError::bad_request("incomplete_identity", message));
+        }
+    };
+    let well_formed = !user_id.is_empty()
+        && user_id.len() <= MAX_USER_ID_BYTES
+        && !user_id.chars().any(char::is_control);
+    if !well_formed {
+        let message =
+            format!("user_id must be 1 to {MAX_USER_ID_BYTES} bytes without control characters");
+        return Err(ApiError::bad_request("invalid_user_id", message));
+    }
+    let secret = settings::identity_secret(state, source, tenant)
+        .await?
+        .ok_or(ApiError::IdentityRejected(
+            "this site has no identity secret, so user_hash cannot be checked",
+        ))?;
+    if !verify_user_hash(secret.expose(), user_id, user_hash) {
+        return Err(ApiError::IdentityRejected(
+            "user_hash is not the signature of user_id under this site's identity secret",
+        ));
+    }
+    Ok(Some(user_id.clone()))
 }
 
 async fn list_conversations(

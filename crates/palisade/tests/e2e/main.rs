@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_keys;
 mod audit;
 mod binary;
 mod chat_flow;
@@ -12,9 +13,13 @@ mod encryption;
 mod holds;
 mod identity;
 mod malformed;
+mod operator;
 mod partners;
 mod permissions;
 mod routing;
+mod settings;
+mod team;
 mod tenancy;
 mod vault;
 mod waf;
+mod webhooks;

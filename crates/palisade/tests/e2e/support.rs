@@ -119,6 +119,15 @@ impl TestServer {
         Self::boot(data_dir, database_url, &[]).await
     }
 
+    /// Restarts on an existing data directory and database with extra settings.
+    pub async fn start_with_env_on(
+        data_dir: PathBuf,
+        database_url: String,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        Self::boot(data_dir, database_url, extra).await
+    }
+
     async fn boot(data_dir: PathBuf, database_url: String, extra: &[(&str, &str)]) -> Self {
         let config = test_config(&data_dir, &database_url, extra);
         let running = palisade::app::start(&config, None)
@@ -443,6 +452,27 @@ impl Agent<'_> {
         (status, resp.json().await.unwrap_or(Value::Null), cookie)
     }
 
+    /// Any method, with a JSON body when given: (status, body).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .server
+            .http
+            .request(method, self.server.url(path))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn ws(&self) -> WsStream {
         let headers = [
             ("cookie", self.cookie.clone()),
@@ -493,4 +523,35 @@ where
     for backend in palisade_store::testing::backends() {
         test(backend).await;
     }
+}
+
+/// The close code a socket ends with within 5 s (None: dropped without one).
+pub async fn close_code(ws: &mut WsStream) -> Option<u16> {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed within 5 s");
+        match next {
+            Some(Ok(Ws::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+/// The audit actions and outcomes recorded so far whose action starts with `prefix`.
+pub async fn audit_trail(server: &TestServer, prefix: &str) -> Vec<(String, String)> {
+    let records = server
+        .running
+        .state
+        .audit
+        .store()
+        .audit_records(0, 1000)
+        .await
+        .expect("audit log readable");
+    records
+        .into_iter()
+        .filter(|r| r.action.starts_with(prefix))
+        .map(|r| (r.action, r.outcome))
+        .collect()
 }
