@@ -27,6 +27,7 @@ mod identity;
 pub mod keyring;
 mod legacy;
 mod notes;
+mod partners;
 mod rows;
 mod stats;
 mod team;
@@ -44,6 +45,7 @@ pub use audit::{
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
 pub use identity::{MfaRecord, TenantSettings};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
+pub use partners::{NewPartnerCert, PartnerCertRecord};
 pub use stats::{Backlog, DAY_MILLIS, DayStats, TenantStats};
 pub use team::{AgentListing, LAST_OWNER, NewInvitation};
 pub use tenants::TenantSummary;
