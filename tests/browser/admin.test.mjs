@@ -232,6 +232,30 @@ test("an owner runs the tenant from the admin console", async () => {
   await page.locator("#audit-rows tr", { hasText: "widget.settings.update" }).first().waitFor();
   await launcher.screenshot({ path: join(shots, "admin-widget-launcher.png") });
 
+  // Canned responses: add two, delete one.
+  for (const [shortcut, body] of [["hello", "Hi! How can I help?"], ["bye", "Thanks, bye!"]]) {
+    await page.fill("#canned-shortcut", shortcut);
+    await page.fill("#canned-body", body);
+    await page.click("#canned-form button[type=submit]");
+    await page.locator("#canned-list li", { hasText: `/${shortcut}` }).waitFor();
+  }
+  await page.getByRole("button", { name: "Delete /bye" }).click();
+  await page.locator("#canned-list li", { hasText: "/bye" }).waitFor({ state: "detached" });
+  assert.deepEqual(await page.locator("#canned-list code").allTextContents(), ["/hello"]);
+
+  // A partner certificate: issued (the key shown once), then revoked.
+  await page.fill("#partner-name", "acme-sync");
+  await page.click("#partner-form button[type=submit]");
+  await expectShown(page, "#partner-result", "#partners-error");
+  assert.match(await page.inputValue("#partner-cert"), /-----BEGIN CERTIFICATE-----/);
+  assert.match(await page.inputValue("#partner-key"), /PRIVATE KEY-----/);
+  await page.click("#partner-done");
+  const cert = page.locator("#partner-rows tr", { hasText: "acme-sync" });
+  await cert.locator("td:nth-child(5)", { hasText: "valid" }).waitFor();
+  await cert.getByRole("button", { name: "Revoke" }).click();
+  await cert.locator("td:nth-child(5)", { hasText: "revoked" }).waitFor();
+  assert.equal(await page.inputValue("#partner-key"), "");
+
   // The overview draws both charts as SVG with text labels, and a table.
   await page.locator("#overview").scrollIntoViewIfNeeded();
   await page.locator("#chart-conversations svg rect").last().waitFor();

@@ -10,6 +10,7 @@ import { startCanned } from "./canned.js";
 import { $, wireCopyButtons } from "./dom.js";
 import { startKeys } from "./keys.js";
 import { loadOverview, startOverview } from "./overview.js";
+import { startPartners } from "./partners.js";
 import { startSecurity } from "./security.js";
 import { startWidget } from "./widget.js";
 
@@ -61,6 +62,7 @@ async function start() {
     startWidget(changed),
     startCanned(changed),
     startOverview(),
+    startPartners(changed),
   ]);
   document.body.dataset.ready = "true";
 }
