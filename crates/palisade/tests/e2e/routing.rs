@@ -75,6 +75,38 @@ async fn every_response_has_a_fresh_request_id_and_security_headers() {
     );
     assert!(first.headers().contains_key("strict-transport-security"));
     assert!(first.text().await.expect("page").contains("<html"));
+
+    // The admin console's page gets the same policy; its files are served
+    // by name only.
+    let admin = server
+        .http
+        .get(server.url("/admin/"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(admin.status().as_u16(), 200);
+    let admin_csp = admin
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        admin_csp.contains("script-src 'self'") && !admin_csp.contains("unsafe-inline"),
+        "{admin_csp}"
+    );
+    for (path, status) in [
+        ("/admin/admin.js", 200),
+        ("/admin/.hidden.js", 404),
+        ("/admin/missing.js", 404),
+    ] {
+        let resp = server
+            .http
+            .get(server.url(path))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+    }
     server.stop().await;
 }
 
