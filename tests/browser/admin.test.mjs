@@ -165,6 +165,8 @@ test("an owner runs the tenant from the admin console", async () => {
   await expectShown(page, "#invite-result", "#agents-error");
   const link = await page.inputValue("#invite-link");
   assert.match(link, /\/app\/#invite=/);
+  await page.click("#invite-result button[data-dismiss]");
+  assert.equal(await page.locator("#invite-result").isHidden(), true);
 
   // The invited person accepts (as they would from the link), then shows
   // in the list with the markup as plain text.
@@ -224,6 +226,8 @@ test("an owner runs the tenant from the admin console", async () => {
   await expectShown(page, "#secret-result", "#security-error");
   assert.ok((await page.inputValue("#secret-value")).length >= 32);
   await page.locator("#identity-state", { hasText: "An identity secret is set" }).waitFor();
+  await page.click("#secret-result button[data-dismiss]");
+  assert.equal(await page.inputValue("#secret-value"), "");
   await page.check("#require-mfa");
   await page.check("#require-identity");
   await page.click("#policy-form button[type=submit]");

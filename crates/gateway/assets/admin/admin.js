@@ -7,7 +7,7 @@ import { ApiError, api, describeError, setCsrfToken, whenSessionExpires } from "
 import { startAgents } from "./agents.js";
 import { reloadAudit, startAudit } from "./audit.js";
 import { startCanned } from "./canned.js";
-import { $, wireCopyButtons } from "./dom.js";
+import { $, wireCopyButtons, wireDismissButtons } from "./dom.js";
 import { startKeys } from "./keys.js";
 import { loadOverview, startOverview } from "./overview.js";
 import { startPartners } from "./partners.js";
@@ -54,6 +54,7 @@ async function start() {
   $("loading").hidden = true;
   $("admin").hidden = false;
   wireCopyButtons();
+  wireDismissButtons();
   await Promise.all([
     startAgents(changed),
     startKeys(me, changed),

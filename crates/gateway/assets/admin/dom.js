@@ -46,3 +46,15 @@ export function wireCopyButtons() {
     });
   }
 }
+
+/** Done buttons: `data-dismiss` names the box of a shown-once secret, whose
+ * fields are emptied and which is hidden. */
+export function wireDismissButtons() {
+  for (const button of document.querySelectorAll("button[data-dismiss]")) {
+    button.addEventListener("click", () => {
+      const box = $(button.dataset.dismiss);
+      for (const field of box.querySelectorAll("input, textarea")) field.value = "";
+      box.hidden = true;
+    });
+  }
+}
