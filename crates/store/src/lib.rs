@@ -8,6 +8,10 @@
 //! Invariants:
 //! - every method that touches tenant data takes a [`TenantId`] and filters on
 //!   it, so no caller can reach another tenant's rows by id;
+//! - on PostgreSQL those methods also run through [`Store::tenant_tx`], as
+//!   the role [`TENANT_ROLE`] that row-level security binds, with the tenant
+//!   set for the transaction: a second wall if a filter is ever wrong. Only
+//!   the platform paths listed in docs/SECURITY.md use the unbound pool;
 //! - messages are written only by the [`MessageWriter`], one task that batches
 //!   concurrent sends into one durable commit (group commit) and assigns each
 //!   conversation's sequence numbers without gaps;
