@@ -105,12 +105,23 @@ pub struct Chat {
     writer: MessageWriter,
     hub: Arc<Hub>,
     stats: Arc<ChatStats>,
+    outbound: Option<Arc<dyn Outbound>>,
+}
+
+/// Told about every committed change that leaves the process (webhooks):
+/// each new message, and each claim and close, after its commit. Must not
+/// block: it runs on the message writer's task.
+pub trait Outbound: Send + Sync + std::fmt::Debug {
+    fn message_created(&self, tenant: &TenantId, message: &Message);
+    fn conversation_assigned(&self, conversation: &Conversation);
+    fn conversation_closed(&self, conversation: &Conversation);
 }
 
 /// Publishes each committed message to the hub, in commit order.
 struct Publisher {
     hub: Arc<Hub>,
     stats: Arc<ChatStats>,
+    outbound: Option<Arc<dyn Outbound>>,
 }
 
 impl CommitObserver for Publisher {
@@ -120,6 +131,9 @@ impl CommitObserver for Publisher {
             return;
         }
         self.stats.messages_stored.fetch_add(1, Ordering::Relaxed);
+        if let Some(outbound) = &self.outbound {
+            outbound.message_created(&appended.tenant_id, &appended.message);
+        }
         self.hub.publish(Event::Message {
             tenant_id: appended.tenant_id.clone(),
             message: appended.message.clone(),
@@ -134,11 +148,17 @@ impl CommitObserver for Publisher {
 
 impl Chat {
     pub fn new(store: Store) -> Self {
+        Self::with_outbound(store, None)
+    }
+
+    /// A chat service that also tells `outbound` about committed changes.
+    pub fn with_outbound(store: Store, outbound: Option<Arc<dyn Outbound>>) -> Self {
         let hub = Arc::new(Hub::default());
         let stats = Arc::new(ChatStats::default());
         let publisher = Publisher {
             hub: hub.clone(),
             stats: stats.clone(),
+            outbound: outbound.clone(),
         };
         let writer = store.spawn_message_writer(Arc::new(publisher));
         Self {
@@ -146,6 +166,7 @@ impl Chat {
             writer,
             hub,
             stats,
+            outbound,
         }
     }
 
@@ -300,6 +321,9 @@ impl Chat {
         self.hub.publish(Event::Conversation {
             conversation: conversation.clone(),
         });
+        if let Some(outbound) = &self.outbound {
+            outbound.conversation_assigned(&conversation);
+        }
         Ok(conversation)
     }
 
@@ -316,6 +340,9 @@ impl Chat {
         self.hub.publish(Event::Conversation {
             conversation: conversation.clone(),
         });
+        if let Some(outbound) = &self.outbound {
+            outbound.conversation_closed(&conversation);
+        }
         Ok(conversation)
     }
 

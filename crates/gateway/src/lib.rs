@@ -125,6 +125,8 @@ pub struct AppState {
     pub limits: Arc<limits::RateLimiter>,
     /// The web application firewall.
     pub waf: Arc<waf::Waf>,
+    /// Webhook subscriptions and their delivery outbox.
+    pub webhooks: palisade_webhooks::Webhooks,
 }
 
 impl AppState {

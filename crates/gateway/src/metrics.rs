@@ -159,3 +159,31 @@ impl Metrics {
         out
     }
 }
+
+/// The webhook service's counters, in the same format.
+pub fn render_webhooks(stats: &palisade_webhooks::Stats) -> String {
+    let mut out = String::with_capacity(512);
+    let name = "palisade_webhook_attempts_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Webhook delivery attempts, by what became of the delivery.\n# TYPE {name} counter"
+    );
+    for (outcome, counter) in [
+        ("delivered", &stats.delivered),
+        ("retry", &stats.retried),
+        ("failed", &stats.failed),
+    ] {
+        let _ = writeln!(
+            out,
+            "{name}{{outcome=\"{outcome}\"}} {}",
+            counter.load(Relaxed)
+        );
+    }
+    let name = "palisade_webhook_events_dropped_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Events that never reached the webhook outbox.\n# TYPE {name} counter\n{name} {}",
+        stats.dropped.load(Relaxed)
+    );
+    out
+}

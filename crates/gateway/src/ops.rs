@@ -45,6 +45,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.chat.stats(),
         state.chat.commits(),
         state.chat.hub().channel_count(),
-    );
+    ) + &crate::metrics::render_webhooks(state.webhooks.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -47,6 +47,7 @@ impl Running {
             watch.abort();
         }
         self.public.shutdown(Duration::from_secs(10)).await;
+        self.state.webhooks.shutdown();
         self.checkpoint_task.abort();
         // Sign the tail, so a verifier can tell a clean stop from a cut log.
         if let Err(err) = self.state.audit.checkpoint().await {
@@ -212,10 +213,20 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         .context("loading the WAF rules (waf.rules_file)")?;
     let waf = Arc::new(waf);
     let waf_watch = waf.clone().watch(Duration::from_secs(2));
+    if !config.webhooks.allow_targets.is_empty() {
+        tracing::warn!(
+            "webhooks.allow_targets is set: webhook deliveries may reach the networks it lists"
+        );
+    }
+    let (webhooks, outbound) =
+        palisade_webhooks::Webhooks::start(store.clone(), vault.clone(), config.webhooks.clone())
+            .await
+            .context("starting webhook delivery (webhooks.*)")?;
     let state = AppState {
         vault: vault.clone(),
         audit,
-        chat: Chat::new(store),
+        chat: Chat::with_outbound(store, Some(outbound)),
+        webhooks,
         passwords: Arc::new(passwords),
         password_slots: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),

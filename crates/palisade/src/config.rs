@@ -41,6 +41,7 @@ pub struct RawConfig {
     audit: RawAudit,
     limits: RawLimits,
     waf: RawWaf,
+    webhooks: RawWebhooks,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,6 +315,70 @@ impl Default for RawWaf {
     }
 }
 
+/// `[webhooks]`: delivery of webhook events.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWebhooks {
+    /// Networks deliveries may reach despite the SSRF rules, e.g.
+    /// `["127.0.0.1/32"]` for a test receiver. Also the only targets
+    /// plain http:// is accepted for.
+    allow_targets: Vec<String>,
+    max_attempts: u64,
+    concurrency: u64,
+    connect_timeout_secs: u64,
+    request_timeout_secs: u64,
+    retry_base_ms: u64,
+    retry_max_secs: u64,
+}
+
+impl Default for RawWebhooks {
+    fn default() -> Self {
+        let d = palisade_webhooks::Settings::default();
+        Self {
+            allow_targets: Vec::new(),
+            max_attempts: d.max_attempts as u64,
+            concurrency: d.concurrency as u64,
+            connect_timeout_secs: d.connect_timeout.as_secs(),
+            request_timeout_secs: d.request_timeout.as_secs(),
+            retry_base_ms: d.retry_base.as_millis() as u64,
+            retry_max_secs: d.retry_max.as_secs(),
+        }
+    }
+}
+
+impl RawWebhooks {
+    fn validate(self) -> Result<palisade_webhooks::Settings, ConfigError> {
+        let allow_targets = palisade_webhooks::AllowList::parse(&self.allow_targets)
+            .map_err(|e| refuse("webhooks.allow_targets", e))?;
+        let secs =
+            |key: &str, v: u64, max: u64| positive(key, v, "seconds", max).map(Duration::from_secs);
+        Ok(palisade_webhooks::Settings {
+            allow_targets,
+            max_attempts: positive("webhooks.max_attempts", self.max_attempts, "attempts", 100)?
+                as i64,
+            concurrency: positive("webhooks.concurrency", self.concurrency, "deliveries", 1000)?
+                as usize,
+            connect_timeout: secs(
+                "webhooks.connect_timeout_secs",
+                self.connect_timeout_secs,
+                60,
+            )?,
+            request_timeout: secs(
+                "webhooks.request_timeout_secs",
+                self.request_timeout_secs,
+                300,
+            )?,
+            retry_base: Duration::from_millis(positive(
+                "webhooks.retry_base_ms",
+                self.retry_base_ms,
+                "milliseconds",
+                3_600_000,
+            )?),
+            retry_max: secs("webhooks.retry_max_secs", self.retry_max_secs, 7 * 86_400)?,
+        })
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -368,10 +433,12 @@ pub struct Config {
     pub master_key: Option<palisade_identity::SecretString>,
     /// When the audit log is checkpointed (`[audit]`).
     pub audit_checkpoints: palisade_audit::CheckpointPolicy,
+    /// Webhook delivery (`[webhooks]`).
+    pub webhooks: palisade_webhooks::Settings,
 }
 
-const SECTIONS: [&str; 8] = [
-    "server", "tls", "database", "sessions", "log", "audit", "limits", "waf",
+const SECTIONS: [&str; 9] = [
+    "server", "tls", "database", "sessions", "log", "audit", "limits", "waf", "webhooks",
 ];
 const TOP_LEVEL: [&str; 1] = ["data_dir"];
 
@@ -717,6 +784,7 @@ impl RawConfig {
                     24 * 30,
                 )?,
             ),
+            webhooks: self.webhooks.validate()?,
             log_format,
             log_level: self.log.level,
             master_key: None,
@@ -863,5 +931,37 @@ mod tests {
     fn half_an_operator_certificate_is_refused() {
         let err = load("[tls]\ncert_file = \"a.pem\"\n", &[]).expect_err("refused");
         assert_eq!(err.key, "tls.key_file");
+    }
+
+    #[test]
+    fn webhook_settings_load_and_bad_ones_name_their_key() {
+        let config = load("", &[]).expect("defaults");
+        assert!(config.webhooks.allow_targets.is_empty());
+        assert_eq!(config.webhooks.max_attempts, 8);
+        let config = load(
+            "[webhooks]\nallow_targets = [\"127.0.0.1/32\"]\nretry_base_ms = 250\n",
+            &[("PALISADE_WEBHOOKS__MAX_ATTEMPTS", "3")],
+        )
+        .expect("valid");
+        assert!(
+            config
+                .webhooks
+                .allow_targets
+                .contains("127.0.0.1".parse().expect("ip"))
+        );
+        assert_eq!(config.webhooks.retry_base, Duration::from_millis(250));
+        assert_eq!(config.webhooks.max_attempts, 3);
+        let err = load("[webhooks]\nallow_targets = [\"localhost\"]\n", &[]).expect_err("x");
+        assert_eq!(err.key, "webhooks.allow_targets");
+        let err = load("[webhooks]\nconcurrency = 0\n", &[]).expect_err("x");
+        assert_eq!(err.key, "webhooks.concurrency");
+        let err = load("[webhooks]\nsurprise = 1\n", &[]).expect_err("x");
+        assert!(err.key.contains("webhooks"), "{}", err.key);
+    }
+
+    #[test]
+    fn the_example_file_loads() {
+        let text = include_str!("../../../palisade.example.toml");
+        load(text, &[]).expect("palisade.example.toml is valid");
     }
 }

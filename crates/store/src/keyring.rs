@@ -25,6 +25,7 @@ pub(crate) const MESSAGE_BODY: (&str, &str) = ("messages", "body");
 pub(crate) const VISITOR_NAME: (&str, &str) = ("visitors", "name");
 pub(crate) const VISITOR_EMAIL: (&str, &str) = ("visitors", "email");
 pub(crate) const MFA_SECRET: (&str, &str) = ("mfa_totp", "secret");
+pub(crate) const WEBHOOK_PAYLOAD: (&str, &str) = ("webhook_deliveries", "payload");
 
 /// Retired data keys younger than this are never purged, so a write that read
 /// the active version just before a rotation has long committed.

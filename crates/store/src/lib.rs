@@ -7,7 +7,9 @@
 //!
 //! Invariants:
 //! - every method that touches tenant data takes a [`TenantId`] and filters on
-//!   it, so no caller can reach another tenant's rows by id;
+//!   it, so no caller can reach another tenant's rows by id (the webhook
+//!   worker's outbox lease and subscription cache are the only cross-tenant
+//!   reads, and each row they return carries its tenant);
 //! - on PostgreSQL those methods also run through [`Store::tenant_tx`], as
 //!   the role [`TENANT_ROLE`] that row-level security binds, with the tenant
 //!   set for the transaction: a second wall if a filter is ever wrong. Only
@@ -15,7 +17,7 @@
 //! - messages are written only by the [`MessageWriter`], one task that batches
 //!   concurrent sends into one durable commit (group commit) and assigns each
 //!   conversation's sequence numbers without gaps;
-//! - message bodies and visitors' names and emails are sealed with the
+//! - message bodies, webhook payloads and visitors' names and emails are sealed with the
 //!   tenant's data key before they reach SQL and opened after they leave it
 //!   (see [`keyring`]); no plaintext of them is ever written to the database;
 //! - this crate knows nothing of HTTP, sessions or fan-out.
@@ -32,6 +34,7 @@ mod team;
 mod tenants;
 pub mod testing;
 mod vault;
+mod webhooks;
 mod writer;
 
 pub use api_keys::{ApiKey, ApiKeyGrant, NewApiKey};
@@ -44,6 +47,10 @@ pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
 pub use team::{AgentListing, LAST_OWNER, NewInvitation};
 pub use tenants::TenantSummary;
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
+pub use webhooks::{
+    DeliveryStatus, DueWebhookDelivery, NewWebhookDelivery, NewWebhookSubscription, WebhookAttempt,
+    WebhookAttemptRecord, WebhookDeliveryRecord, WebhookSubscription,
+};
 pub use writer::{Appended, CommitObserver, MessageWriter, NewMessage, PendingAppend, WriterError};
 
 use keyring::KeyRing;
@@ -314,6 +321,8 @@ impl Store {
                  AND s.key_version = data_keys.version) \
              AND NOT EXISTS (SELECT 1 FROM mfa_totp t WHERE t.tenant_id = $1 \
                  AND t.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.tenant_id = $1 \
+                 AND d.key_version = data_keys.version) \
              RETURNING version",
         )
         .bind(tenant.as_str())

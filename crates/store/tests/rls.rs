@@ -20,7 +20,7 @@ impl CommitObserver for Quiet {
 }
 
 /// Tables whose rows belong to one tenant, with the column naming it.
-const TENANT_TABLES: [(&str, &str); 12] = [
+const TENANT_TABLES: [(&str, &str); 15] = [
     ("tenants", "id"),
     ("widgets", "tenant_id"),
     ("agents", "tenant_id"),
@@ -33,6 +33,9 @@ const TENANT_TABLES: [(&str, &str); 12] = [
     ("conversations", "tenant_id"),
     ("messages", "tenant_id"),
     ("audit_log", "tenant_id"),
+    ("webhook_subscriptions", "tenant_id"),
+    ("webhook_deliveries", "tenant_id"),
+    ("webhook_attempts", "tenant_id"),
 ];
 
 fn postgres_asked() -> bool {

@@ -11,6 +11,7 @@ mod operator;
 mod settings;
 mod team;
 mod visitor;
+mod webhooks;
 
 use crate::AppState;
 use crate::access::{Access, Route, authorize, route};
@@ -33,6 +34,7 @@ pub fn table() -> Vec<Route> {
     all.extend(keys::table());
     all.extend(settings::table());
     all.extend(operator::table());
+    all.extend(webhooks::table());
     all.extend([
         route(
             Method::GET,

@@ -21,3 +21,4 @@ mod team;
 mod tenancy;
 mod vault;
 mod waf;
+mod webhooks;

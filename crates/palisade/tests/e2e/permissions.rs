@@ -127,6 +127,7 @@ struct Ids {
     conversation: String,
     agent: String,
     api_key: String,
+    webhook: String,
 }
 
 impl Ids {
@@ -135,15 +136,52 @@ impl Ids {
             &self.agent
         } else if path.starts_with("/v1/admin/api-keys/") {
             &self.api_key
+        } else if path.starts_with("/v1/admin/webhooks/") {
+            &self.webhook
         } else {
             &self.conversation
         };
         path.replace("{id}", id)
     }
 
-    fn all(&self) -> [&str; 3] {
-        [&self.conversation, &self.agent, &self.api_key]
+    fn all(&self) -> [&str; 4] {
+        [
+            &self.conversation,
+            &self.agent,
+            &self.api_key,
+            &self.webhook,
+        ]
     }
+}
+
+/// A webhook of the tenant with this slug, aimed at a closed loopback port
+/// (allow-listed for this test).
+async fn webhook(server: &TestServer, slug: &str) -> String {
+    let tenant = server
+        .running
+        .state
+        .chat
+        .store()
+        .tenant_by_slug(slug)
+        .await
+        .expect("lookup")
+        .expect("tenant");
+    let access = palisade_webhooks::VaultAccess {
+        actor_kind: palisade_audit::ActorKind::System,
+        actor_id: "matrix".into(),
+        principal: palisade_webhooks::Principal::System("gateway".into()),
+        source: "test".into(),
+        reason: "permission matrix".into(),
+        request_id: "matrix".into(),
+    };
+    let new = palisade_webhooks::NewSubscription {
+        partner: None,
+        url: "http://127.0.0.1:9/".into(),
+        events: vec!["conversation.closed".into()],
+    };
+    let webhooks = &server.running.state.webhooks;
+    let created = webhooks.subscribe(&tenant, new, &access).await;
+    created.expect("webhook").subscription.id
 }
 
 /// An agent account in a tenant that the matrix may change and deactivate.
@@ -175,6 +213,11 @@ async fn cross_tenant_matrix_every_route_every_role() {
             env.push((format!("PALISADE_LIMITS__{class}_PER_{scope}"), "off"));
         }
     }
+    // Webhooks of the matrix go to a closed port on loopback.
+    env.push((
+        "PALISADE_WEBHOOKS__ALLOW_TARGETS".to_owned(),
+        "[\"127.0.0.1/32\"]",
+    ));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let server = TestServer::start_with_env(palisade_store::Backend::Sqlite, &env).await;
     let a = server.seed_tenant("matrix-a").await;
@@ -192,6 +235,7 @@ async fn cross_tenant_matrix_every_route_every_role() {
         conversation: conversation_a.clone(),
         agent: bystander(&server, "matrix-a").await,
         api_key: key_of(&server, &a.email).await.0,
+        webhook: webhook(&server, "matrix-a").await,
     };
     let b = server.seed_tenant("matrix-b").await;
     let (_, conversation_b) = server.visitor(&b).await;
@@ -252,8 +296,10 @@ async fn cross_tenant_matrix_every_route_every_role() {
                     let ids_b = Ids {
                         conversation: conversation_b.clone(),
                         agent: agent_b.clone(),
-                        // Revoking needs a key not yet revoked.
+                        // Revoking needs a key not yet revoked, removing a
+                        // webhook one not yet removed.
                         api_key: key_of(&server, &b.email).await.0,
+                        webhook: webhook(&server, "matrix-b").await,
                     };
                     let on_b = ids_b.fill(route.path);
                     let (status, body) =

@@ -119,6 +119,15 @@ impl TestServer {
         Self::boot(data_dir, database_url, &[]).await
     }
 
+    /// Restarts on an existing data directory and database with extra settings.
+    pub async fn start_with_env_on(
+        data_dir: PathBuf,
+        database_url: String,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        Self::boot(data_dir, database_url, extra).await
+    }
+
     async fn boot(data_dir: PathBuf, database_url: String, extra: &[(&str, &str)]) -> Self {
         let config = test_config(&data_dir, &database_url, extra);
         let running = palisade::app::start(&config, None)

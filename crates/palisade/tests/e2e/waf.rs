@@ -123,7 +123,7 @@ async fn an_operator_rule_file_is_reloaded_when_it_changes() {
 
 /// A log sink that keeps everything written to it.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

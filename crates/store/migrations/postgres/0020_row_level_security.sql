@@ -67,6 +67,9 @@ SELECT palisade_tenant_rls('mfa_recovery_codes', 'tenant_id', 'SELECT, INSERT, U
 SELECT palisade_tenant_rls('visitors', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 SELECT palisade_tenant_rls('conversations', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 SELECT palisade_tenant_rls('messages', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
+SELECT palisade_tenant_rls('webhook_subscriptions', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
+SELECT palisade_tenant_rls('webhook_deliveries', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
+SELECT palisade_tenant_rls('webhook_attempts', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 
 -- The tenant's own audit entries are readable; appending (the global hash
 -- chain) is a platform path.
