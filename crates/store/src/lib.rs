@@ -190,9 +190,17 @@ impl Store {
         self.backend
     }
 
-    /// True when the database answers: the ops listener's readiness check.
+    /// True when the database answers on every pool (on PostgreSQL the
+    /// tenant pool too, so a lost role shows): the ops listener's readiness
+    /// check.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let platform = sqlx::query("SELECT 1").execute(&self.pool).await.is_ok();
+        match &self.tenant_pool {
+            None => platform,
+            Some(tenant_pool) => {
+                platform && sqlx::query("SELECT 1").execute(tenant_pool).await.is_ok()
+            }
+        }
     }
 
     /// Closes every connection; pending writes must be drained first.
