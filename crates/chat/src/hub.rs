@@ -6,7 +6,7 @@
 //! told it lagged and must re-read from the store by sequence number, so a
 //! slow socket can never hold up the others or lose a message.
 
-use palisade_model::{AuthorKind, Conversation, ConversationId, Message, TenantId};
+use palisade_model::{AuthorKind, Conversation, ConversationId, Message, Note, TenantId};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,12 +35,19 @@ pub enum Event {
         author_name: Option<String>,
         typing: bool,
     },
+    /// A private note: published to the tenant's agents only.
+    Note {
+        tenant_id: TenantId,
+        note: Note,
+    },
 }
 
 impl Event {
     pub fn tenant_id(&self) -> &TenantId {
         match self {
-            Self::Message { tenant_id, .. } | Self::Typing { tenant_id, .. } => tenant_id,
+            Self::Message { tenant_id, .. }
+            | Self::Typing { tenant_id, .. }
+            | Self::Note { tenant_id, .. } => tenant_id,
             Self::Conversation { conversation } => &conversation.tenant_id,
         }
     }
@@ -52,7 +59,14 @@ impl Event {
             Self::Typing {
                 conversation_id, ..
             } => conversation_id,
+            Self::Note { note, .. } => &note.conversation_id,
         }
+    }
+
+    /// Events for agents alone, which never enter a conversation's channel
+    /// (the one visitor sockets listen to).
+    pub fn agents_only(&self) -> bool {
+        matches!(self, Self::Note { .. })
     }
 }
 
@@ -144,6 +158,9 @@ impl Hub {
         if let Some(tx) = lock(&self.tenants).get(event.tenant_id()) {
             let _ = tx.send(event.clone());
         }
+        if event.agents_only() {
+            return;
+        }
         if let Some(tx) = lock(&self.conversations).get(event.conversation_id()) {
             let _ = tx.send(event);
         }
@@ -177,6 +194,36 @@ mod tests {
                 updated_at: 0,
             },
         }
+    }
+
+    #[tokio::test]
+    async fn a_private_note_reaches_the_tenant_channel_and_never_the_conversation_channel() {
+        let hub = Arc::new(Hub::default());
+        let id = ConversationId::from_raw("c");
+        let tenant = TenantId::from_raw("t");
+        let mut visitor = hub.subscribe_conversation(&id);
+        let mut agents = hub.subscribe_tenant(&tenant);
+        let note = Note {
+            id: palisade_model::NoteId::from_raw("n"),
+            conversation_id: id.clone(),
+            author_id: AgentId::from_raw("a"),
+            author_name: "Agent".into(),
+            body: palisade_model::MessageBody::from_stored("internal".into()),
+            created_at: 0,
+        };
+        hub.publish(Event::Note {
+            tenant_id: tenant,
+            note,
+        });
+        hub.publish(changed(&id));
+
+        assert!(matches!(
+            *agents.recv().await.expect("note"),
+            Event::Note { .. }
+        ));
+        // The visitor's first event is the one after the note.
+        let first = visitor.recv().await.expect("event");
+        assert!(matches!(*first, Event::Conversation { .. }), "{first:?}");
     }
 
     #[tokio::test]

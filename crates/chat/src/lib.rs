@@ -15,7 +15,7 @@ pub use hub::{Event, Hub, Subscription};
 
 use palisade_model::{
     AgentId, AuthorKind, ClientMsgId, Conversation, ConversationId, ConversationStatus, Message,
-    MessageBody, Seq, TenantId, VisitorId, WidgetId,
+    MessageBody, Note, Seq, TenantId, VisitorId, WidgetId,
 };
 pub use palisade_store::{Appended, PendingAppend};
 use palisade_store::{CommitObserver, MessageWriter, NewMessage, Store, StoreError, WriterError};
@@ -304,6 +304,41 @@ impl Chat {
         });
     }
 
+    /// An agent writes a private note. It goes to the tenant's agents only:
+    /// never to the conversation's (visitor) channel.
+    pub async fn add_note(
+        &self,
+        access: &ConversationAccess,
+        body: &MessageBody,
+    ) -> Result<Note, ChatError> {
+        let Actor::Agent {
+            tenant_id,
+            agent_id,
+            name,
+        } = &access.actor
+        else {
+            return Err(ChatError::Forbidden);
+        };
+        let author = (agent_id, name.as_str());
+        let note = self
+            .store
+            .add_note(tenant_id, &access.conversation_id, author, body)
+            .await?;
+        self.hub.publish(Event::Note {
+            tenant_id: tenant_id.clone(),
+            note: note.clone(),
+        });
+        Ok(note)
+    }
+
+    /// The conversation's private notes; agents only.
+    pub async fn notes(&self, access: &ConversationAccess) -> Result<Vec<Note>, ChatError> {
+        let Actor::Agent { tenant_id, .. } = &access.actor else {
+            return Err(ChatError::Forbidden);
+        };
+        Ok(self.store.notes(tenant_id, &access.conversation_id).await?)
+    }
+
     /// An agent takes the conversation.
     pub async fn claim(&self, access: &ConversationAccess) -> Result<Conversation, ChatError> {
         let Actor::Agent {
@@ -324,6 +359,21 @@ impl Chat {
         if let Some(outbound) = &self.outbound {
             outbound.conversation_assigned(&conversation);
         }
+        Ok(conversation)
+    }
+
+    /// An agent reopens a closed conversation.
+    pub async fn reopen(&self, access: &ConversationAccess) -> Result<Conversation, ChatError> {
+        let Actor::Agent { tenant_id, .. } = &access.actor else {
+            return Err(ChatError::Forbidden);
+        };
+        let reopened = self
+            .store
+            .reopen_conversation(tenant_id, &access.conversation_id);
+        let conversation = reopened.await?.ok_or(ChatError::NotFound)?;
+        self.hub.publish(Event::Conversation {
+            conversation: conversation.clone(),
+        });
         Ok(conversation)
     }
 

@@ -66,6 +66,9 @@ pub async fn widget(
         return Err(ApiError::NotFound("file"));
     }
     let path = format!("widget/{file}");
+    if file == "theme.css" {
+        return theme_css(&state, query.as_deref()).await;
+    }
     let bytes = find(&path).ok_or(ApiError::NotFound("file"))?;
     match file.as_str() {
         "frame.html" => {
@@ -98,13 +101,54 @@ pub async fn widget(
     }
 }
 
-/// Who may frame the chat: Palisade itself and the widget's allowed origins.
-async fn frame_ancestors(state: &AppState, query: Option<&str>) -> Result<String, ApiError> {
-    let key = query
+fn key_of(query: Option<&str>) -> &str {
+    query
         .unwrap_or("")
         .split('&')
         .find_map(|pair| pair.strip_prefix("key="))
-        .unwrap_or("");
+        .unwrap_or("")
+}
+
+/// The launcher's colour and corner for one widget, as a stylesheet the
+/// loader adds after launcher.css (so the host page needs no script-written
+/// styles). The colour was checked to be `#rrggbb` before it was stored.
+async fn theme_css(state: &AppState, query: Option<&str>) -> Result<Response, ApiError> {
+    let key = key_of(query);
+    if key.is_empty() {
+        return Err(ApiError::NotFound("widget"));
+    }
+    let store = state.chat.store();
+    let widget = store
+        .widget_by_public_key(key)
+        .await?
+        .ok_or(ApiError::NotFound("widget"))?;
+    let settings = &widget.settings;
+    let color = settings.theme_color.as_str();
+    let mut css = format!(
+        "#palisade-widget .palisade-launcher,\n\
+         #palisade-widget .palisade-launcher:hover {{ background: {color}; }}\n\
+         #palisade-widget .palisade-launcher:focus-visible {{ \
+         box-shadow: 0 0 0 3px #ffffff, 0 0 0 6px {color}; }}\n"
+    );
+    if settings.position == palisade_model::Position::Left {
+        // Phones keep launcher.css's full-screen panel.
+        css.push_str(
+            "#palisade-widget .palisade-launcher { left: 20px; right: auto; }\n\
+             @media (min-width: 480px) {\n\
+             #palisade-widget .palisade-panel { left: 20px; right: auto; }\n}\n",
+        );
+    }
+    let mut response = serve("widget/theme.css", css.into_bytes(), None);
+    response.headers_mut().insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
+    );
+    Ok(response)
+}
+
+/// Who may frame the chat: Palisade itself and the widget's allowed origins.
+async fn frame_ancestors(state: &AppState, query: Option<&str>) -> Result<String, ApiError> {
+    let key = key_of(query);
     let mut ancestors = vec!["'self'".to_owned()];
     if !key.is_empty()
         && let Some(widget) = state.chat.store().widget_by_public_key(key).await?

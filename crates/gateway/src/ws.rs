@@ -19,7 +19,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use palisade_chat::{Actor, ChatError, ConversationAccess, Event, PendingAppend};
 use palisade_model::{
-    AuthorKind, ClientMsgId, Conversation, ConversationId, Message, MessageBody, Seq, now_millis,
+    AuthorKind, ClientMsgId, Conversation, ConversationId, Message, MessageBody, Note, Seq,
+    now_millis,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -84,6 +85,10 @@ enum ServerFrame<'a> {
     },
     Message {
         message: &'a Message,
+    },
+    /// A private note; agent sockets only.
+    Note {
+        note: &'a Note,
     },
     Conversation {
         conversation: &'a Conversation,
@@ -583,6 +588,9 @@ async fn deliver_to_visitor(
                 .send(&ServerFrame::Conversation { conversation })
                 .await
         }
+        // Private notes never reach a visitor. The hub keeps them off the
+        // conversation's channel; this refuses them again if one ever came.
+        Event::Note { .. } => Ok(()),
         Event::Typing {
             author_kind: AuthorKind::Visitor,
             ..
@@ -751,6 +759,7 @@ async fn agent_access(
 async fn deliver_to_agent(socket: &mut Socket, event: &Event) -> Result<(), Closed> {
     match event {
         Event::Message { message, .. } => socket.send(&ServerFrame::Message { message }).await,
+        Event::Note { note, .. } => socket.send(&ServerFrame::Note { note }).await,
         Event::Conversation { conversation } => {
             socket
                 .send(&ServerFrame::Conversation { conversation })

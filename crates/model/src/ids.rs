@@ -61,6 +61,10 @@ id_type!(
     MessageId
 );
 id_type!(
+    /// One private note agents keep on a conversation.
+    NoteId
+);
+id_type!(
     /// A tenant API key (the id, not the secret token).
     ApiKeyId
 );

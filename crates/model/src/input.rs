@@ -18,6 +18,8 @@ pub enum InputError {
     BadEmail,
     #[error("name must be 1 to 100 characters without control or text-direction characters")]
     BadName,
+    #[error("shortcut must be 1 to 32 characters of a-z, 0-9, '_' or '-'")]
+    BadShortcut,
 }
 
 /// True for characters that reorder displayed text (bidirectional controls):
@@ -229,6 +231,47 @@ mod tests {
             "a@localhost",
         ] {
             assert_eq!(Email::parse(bad), Err(InputError::BadEmail), "{bad}");
+        }
+    }
+}
+
+/// The name of a canned response, typed as `/shortcut` in the reply box:
+/// 1 to 32 characters of `a-z`, `0-9`, `_` and `-`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Shortcut(String);
+
+impl Shortcut {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let ok = (1..=32).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(InputError::BadShortcut);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// A value read back from the store, where only parsed values are written.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod shortcut_tests {
+    use super::*;
+
+    #[test]
+    fn shortcuts_are_short_lower_case_words() {
+        assert!(Shortcut::parse("refund-policy_2").is_ok());
+        for bad in ["", "Refund", "has space", "/slash", &"x".repeat(33), "é"] {
+            assert_eq!(Shortcut::parse(bad), Err(InputError::BadShortcut), "{bad}");
         }
     }
 }

@@ -8,11 +8,19 @@
 mod ids;
 mod input;
 mod records;
+mod widget;
 
-pub use ids::{AgentId, ApiKeyId, ConversationId, MessageId, TenantId, VisitorId, WidgetId};
-pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody};
+pub use ids::{
+    AgentId, ApiKeyId, ConversationId, MessageId, NoteId, TenantId, VisitorId, WidgetId,
+};
+pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody, Shortcut};
 pub use records::{
-    Agent, AuthorKind, Conversation, ConversationStatus, Message, Permission, Role, Seq, Widget,
+    Agent, AuthorKind, CannedResponse, Conversation, ConversationStatus, Message, Note, Permission,
+    Role, Seq, VisitorDetails, Widget,
+};
+pub use widget::{
+    BusinessHours, ClockTime, FieldRule, Position, PreChat, SettingsError, ThemeColor,
+    WidgetSettings, Window, check_text,
 };
 
 /// Milliseconds since the Unix epoch: the one time format of Palisade's records.

@@ -1,8 +1,8 @@
 //! Records as the store returns them and the API shows them.
 
 use crate::{
-    AgentId, ClientMsgId, ConversationId, Email, MessageBody, MessageId, TenantId, VisitorId,
-    WidgetId,
+    AgentId, ClientMsgId, ConversationId, Email, MessageBody, MessageId, NoteId, TenantId,
+    VisitorId, WidgetId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -224,6 +224,7 @@ pub struct Widget {
     pub public_key: String,
     pub allowed_origins: Vec<String>,
     pub greeting: String,
+    pub settings: crate::WidgetSettings,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -263,4 +264,36 @@ pub struct Message {
     pub author_name: Option<String>,
     pub body: MessageBody,
     pub created_at: i64,
+}
+
+/// A visitor as agents see them: the sealed fields opened.
+#[derive(Clone, Debug, Serialize)]
+pub struct VisitorDetails {
+    pub id: VisitorId,
+    pub widget_id: WidgetId,
+    pub widget_name: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+/// A private note: written by an agent for the tenant's agents, never
+/// shown to the visitor. Kept apart from messages (its own table, no place
+/// in the conversation's message sequence) so no visitor path can reach it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Note {
+    pub id: NoteId,
+    pub conversation_id: ConversationId,
+    pub author_id: AgentId,
+    pub author_name: String,
+    pub body: MessageBody,
+    pub created_at: i64,
+}
+
+/// A ready-made reply of a tenant, inserted by typing `/shortcut`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CannedResponse {
+    pub shortcut: crate::Shortcut,
+    pub body: MessageBody,
+    pub updated_at: i64,
 }

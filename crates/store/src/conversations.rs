@@ -155,6 +155,28 @@ impl Store {
         self.conversation(tenant, id).await
     }
 
+    /// Opens a closed conversation again: back to its assignee if it had
+    /// one, else unassigned. One that is not closed is returned unchanged.
+    pub async fn reopen_conversation(
+        &self,
+        tenant: &TenantId,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        sqlx::query(
+            "UPDATE conversations SET updated_at = $3, status = CASE \
+             WHEN assignee_id IS NULL THEN 'open' ELSE 'assigned' END \
+             WHERE tenant_id = $1 AND id = $2 AND status = 'closed'",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.conversation(tenant, id).await
+    }
+
     /// Messages with a sequence number above `after`, in order, at most `limit`.
     pub async fn messages_after(
         &self,

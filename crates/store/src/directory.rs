@@ -151,6 +151,7 @@ impl Store {
             public_key: new.public_key.to_owned(),
             allowed_origins: new.allowed_origins.to_vec(),
             greeting: new.greeting.to_owned(),
+            settings: palisade_model::WidgetSettings::default(),
         })
     }
 

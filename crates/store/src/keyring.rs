@@ -22,6 +22,7 @@ use std::sync::{Arc, RwLock};
 
 /// Columns sealed by the store, as named in associated data.
 pub(crate) const MESSAGE_BODY: (&str, &str) = ("messages", "body");
+pub(crate) const NOTE_BODY: (&str, &str) = ("notes", "body");
 pub(crate) const VISITOR_NAME: (&str, &str) = ("visitors", "name");
 pub(crate) const VISITOR_EMAIL: (&str, &str) = ("visitors", "email");
 pub(crate) const MFA_SECRET: (&str, &str) = ("mfa_totp", "secret");

@@ -24,17 +24,20 @@
 
 mod api_keys;
 mod audit;
+mod canned;
 mod conversations;
 mod directory;
 mod identity;
 pub mod keyring;
 mod legacy;
+mod notes;
 mod rows;
 mod team;
 mod tenants;
 pub mod testing;
 mod vault;
 mod webhooks;
+mod widgets;
 mod writer;
 
 pub use api_keys::{ApiKey, ApiKeyGrant, NewApiKey};
@@ -323,6 +326,8 @@ impl Store {
              AND retired_at <= $2 \
              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = $1 \
                  AND m.key_version = data_keys.version) \
+             AND NOT EXISTS (SELECT 1 FROM notes n WHERE n.tenant_id = $1 \
+                 AND n.key_version = data_keys.version) \
              AND NOT EXISTS (SELECT 1 FROM visitors v WHERE v.tenant_id = $1 \
                  AND v.key_version = data_keys.version) \
              AND NOT EXISTS (SELECT 1 FROM vault_versions s WHERE s.scope = $1 \

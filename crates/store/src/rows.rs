@@ -6,6 +6,7 @@ use crate::{Result, Store, StoreError};
 use palisade_model::{
     Agent, AgentId, AuthorKind, ClientMsgId, Conversation, ConversationId, ConversationStatus,
     Email, Message, MessageBody, MessageId, Role, TenantId, VisitorId, Widget, WidgetId,
+    WidgetSettings,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -53,7 +54,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 }
 
 pub(crate) const WIDGET_COLUMNS: &str =
-    "w.id, w.tenant_id, w.name, w.public_key, w.allowed_origins, w.greeting";
+    "w.id, w.tenant_id, w.name, w.public_key, w.allowed_origins, w.greeting, w.settings";
 
 pub(crate) fn widget(row: &AnyRow) -> Result<Widget> {
     let origins = text(row, "allowed_origins")?;
@@ -66,7 +67,22 @@ pub(crate) fn widget(row: &AnyRow) -> Result<Widget> {
         public_key: text(row, "public_key")?,
         allowed_origins,
         greeting: text(row, "greeting")?,
+        settings: widget_settings(opt_text(row, "settings")?)?,
     })
+}
+
+/// Stored settings were checked on the way in; a document that no longer
+/// parses or checks was changed behind Palisade's back.
+fn widget_settings(stored: Option<String>) -> Result<WidgetSettings> {
+    let Some(json) = stored else {
+        return Ok(WidgetSettings::default());
+    };
+    let settings: WidgetSettings = serde_json::from_str(&json)
+        .map_err(|e| StoreError::Corrupt(format!("widget settings: {e}")))?;
+    settings
+        .check()
+        .map_err(|e| StoreError::Corrupt(format!("widget settings: {e}")))?;
+    Ok(settings)
 }
 
 pub(crate) const AGENT_COLUMNS: &str = "a.id, a.tenant_id, a.email, a.name, a.role";

@@ -20,7 +20,7 @@ impl CommitObserver for Quiet {
 }
 
 /// Tables whose rows belong to one tenant, with the column naming it.
-const TENANT_TABLES: [(&str, &str); 15] = [
+const TENANT_TABLES: [(&str, &str); 17] = [
     ("tenants", "id"),
     ("widgets", "tenant_id"),
     ("agents", "tenant_id"),
@@ -36,6 +36,8 @@ const TENANT_TABLES: [(&str, &str); 15] = [
     ("webhook_subscriptions", "tenant_id"),
     ("webhook_deliveries", "tenant_id"),
     ("webhook_attempts", "tenant_id"),
+    ("notes", "tenant_id"),
+    ("canned_responses", "tenant_id"),
 ];
 
 fn postgres_asked() -> bool {

@@ -16,6 +16,7 @@ import {
 } from "./api.js";
 import { ConversationList } from "./list.js";
 import { askForCode, enroll } from "./mfa.js";
+import { Notifier } from "./notify.js";
 import { ThreadView } from "./thread.js";
 
 const $ = (id) => document.getElementById(id);
@@ -41,9 +42,12 @@ let socket = null;
 let filter = "open";
 const fetchingConversations = new Set();
 
+const notifier = new Notifier($("notify"));
+
 const list = new ConversationList($("conversations"), $("list-empty"), {
   onSelect: openConversation,
   isViewing: (id) => thread.currentId === id && !document.hidden,
+  onCounts: showCounts,
 });
 
 const thread = new ThreadView(
@@ -51,13 +55,19 @@ const thread = new ThreadView(
     section: $("thread"),
     title: $("thread-title"),
     status: $("thread-status"),
+    visitor: $("thread-visitor"),
     claim: $("claim"),
     close: $("close-conversation"),
+    reopen: $("reopen"),
     error: $("thread-error"),
     scroller: $("scroller"),
     typing: $("typing"),
     composer: $("composer"),
     reply: $("reply"),
+    noteMode: $("note-mode"),
+    canned: $("canned"),
+    notesPanel: $("notes-panel"),
+    notes: $("notes"),
     replyLabel: $("reply-label"),
   },
   {
@@ -89,6 +99,7 @@ function continueSignIn(agent, csrf, stage) {
 function signedIn(agent, csrf) {
   me = agent;
   thread.me = agent;
+  list.setMe(agent.id);
   setCsrfToken(csrf);
 
   ui.me.textContent = agent.name;
@@ -185,6 +196,9 @@ function onFrame(frame) {
     case "typing":
       thread.onTyping(frame);
       break;
+    case "note":
+      if (frame.note) thread.onNote(frame.note);
+      break;
     case "error":
       if (frame.client_msg_id) thread.onError(frame);
       break;
@@ -203,6 +217,7 @@ function onMessage(message) {
 
   list.noteMessage(message, isFromMe(message));
   thread.onMessage(message);
+  if (message.author_kind === "visitor") notifier.visitorMessage(message, message.author_name);
   if (!known) fetchConversation(id);
 }
 
@@ -219,9 +234,11 @@ function applyConversation(conversation) {
 
 async function refreshList() {
   const status = filter;
+  // "Mine" is the assigned conversations whose assignee is this agent.
+  const asked = status === "mine" ? "assigned" : status;
   const askedAt = performance.now();
   try {
-    const { conversations } = await api("GET", `/v1/agent/conversations?status=${status}`);
+    const { conversations } = await api("GET", `/v1/agent/conversations?status=${asked}`);
     list.load(status, conversations, askedAt);
     updateTitle();
   } catch (err) {
@@ -278,6 +295,17 @@ for (const button of ui.filters) {
   });
 }
 
+// Unread messages per filter, on the filter buttons (and in their names).
+function showCounts(counts) {
+  for (const button of ui.filters) {
+    const count = counts[button.dataset.status] || 0;
+    const badge = button.querySelector(".filter__count");
+    badge.textContent = count > 0 ? ` ${count > 99 ? "99+" : count}` : "";
+    const label = button.firstChild.textContent.trim();
+    button.setAttribute("aria-label", count > 0 ? `${label}, ${count} unread` : label);
+  }
+}
+
 function showBanner(text) {
   ui.banner.textContent = text || "";
   ui.banner.hidden = !text;
@@ -285,8 +313,14 @@ function showBanner(text) {
 
 function updateTitle() {
   const unread = list.totalUnread();
-  document.title = document.hidden && unread > 0 ? `(${unread}) Palisade` : "Palisade";
+  const away = document.hidden || !document.hasFocus();
+  document.title = away && unread > 0 ? `(${unread}) Palisade` : "Palisade";
 }
+
+// The badge counts while the window is in the background, not only while
+// its tab is hidden.
+window.addEventListener("focus", updateTitle);
+window.addEventListener("blur", updateTitle);
 
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && thread.currentId) list.markSeen(thread.currentId);

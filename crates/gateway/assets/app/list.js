@@ -16,12 +16,14 @@ export class ConversationList {
    * emptyNote   shown when nothing matches the filter
    * hooks.onSelect(id)   the agent picked a conversation
    * hooks.isViewing(id)  the agent has this conversation on screen now
+   * hooks.onCounts(map)  unread messages per filter, after each redraw
    */
   constructor(root, emptyNote, hooks) {
     this.root = root;
     this.emptyNote = emptyNote;
     this.hooks = hooks;
     this.filter = "open";
+    this.meId = null; // for the "mine" filter
     this.renderQueued = false;
     this.reset();
   }
@@ -54,7 +56,7 @@ export class ConversationList {
     const fresh = new Set(conversations.map((c) => c.id));
     for (const [id, c] of this.records) {
       const stale = this.touched.get(id) < askedAt && id !== this.selectedId;
-      if (stale && matches(c, status) && !fresh.has(id)) this.records.delete(id);
+      if (stale && this.#matches(c, status) && !fresh.has(id)) this.records.delete(id);
     }
     for (const c of conversations) this.#merge(c);
     this.render();
@@ -108,6 +110,11 @@ export class ConversationList {
     this.render();
   }
 
+  setMe(id) {
+    this.meId = id;
+    this.render();
+  }
+
   setFilter(status) {
     this.filter = status;
     this.render();
@@ -141,17 +148,37 @@ export class ConversationList {
     const active = document.activeElement;
     const focused = this.root.contains(active) ? active.dataset.id : null;
     const shown = [...this.records.values()]
-      .filter((c) => matches(c, this.filter))
+      .filter((c) => this.#matches(c, this.filter))
       .sort((a, b) => this.activity.get(b.id) - this.activity.get(a.id));
 
     this.root.replaceChildren(...shown.map((c) => h("li", {}, this.#item(c))));
     this.emptyNote.hidden = shown.length > 0;
+    this.hooks.onCounts?.(this.#unreadByFilter());
 
     if (focused) {
       for (const button of this.root.querySelectorAll("button")) {
         if (button.dataset.id === focused) button.focus();
       }
     }
+  }
+
+  #matches(conversation, filter) {
+    if (filter === "mine") {
+      return conversation.status === "assigned" && conversation.assignee_id === this.meId;
+    }
+    return filter === "all" || conversation.status === filter;
+  }
+
+  #unreadByFilter() {
+    const counts = { open: 0, mine: 0, all: 0, closed: 0 };
+    for (const c of this.records.values()) {
+      const unread = this.unread(c.id);
+      if (unread === 0) continue;
+      for (const filter of Object.keys(counts)) {
+        if (this.#matches(c, filter)) counts[filter] += unread;
+      }
+    }
+    return counts;
   }
 
   #item(c) {
@@ -190,10 +217,6 @@ export class ConversationList {
       preview && h("span", { className: "conv__preview", textContent: preview }),
     );
   }
-}
-
-function matches(conversation, status) {
-  return status === "all" || conversation.status === status;
 }
 
 function placeholder(message) {

@@ -9,6 +9,7 @@ import { charCount, h, isSendKey } from "/widget/dom.js";
 import { ChatLog } from "/widget/chatlog.js";
 import { TypingIn, TypingOut } from "/widget/typing.js";
 import { ApiError, api, conversationPath, describeError } from "./api.js";
+import { CannedPicker } from "./canned.js";
 
 const PAGE_SIZE = 100;
 const MAX_BODY_CHARS = 4000;
@@ -54,6 +55,69 @@ export class ThreadView {
     this.#renderHeader();
     log.scrollToEnd();
     this.catchUp();
+    this.#loadVisitor(conversation.id);
+    this.#loadNotes(conversation.id);
+  }
+
+  /** A private note arrived over the socket (or from our own POST). */
+  onNote(note) {
+    if (note.conversation_id !== this.currentId) return;
+    const { notes, notesPanel } = this.ui;
+    if ([...notes.children].some((li) => li.dataset.noteId === note.id)) return;
+    const when = new Date(note.created_at).toLocaleTimeString([], {
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+    const item = h(
+      "li",
+      { className: "notes__item", "data-note-id": note.id },
+      h("span", { className: "notes__meta" }, `${note.author_name} · ${when}`),
+      h("span", { className: "notes__body" }, note.body),
+    );
+    notes.append(item);
+    notesPanel.hidden = false;
+    notes.scrollTop = notes.scrollHeight;
+  }
+
+  async #loadNotes(id) {
+    this.ui.notes.replaceChildren();
+    this.ui.notesPanel.hidden = true;
+    let answer;
+    try {
+      answer = await api("GET", conversationPath(id, "/notes"));
+    } catch (err) {
+      if (id === this.currentId) this.#showError(`Could not load notes. ${describeError(err)}`);
+      return;
+    }
+    for (const note of answer.notes) this.onNote(note);
+  }
+
+  // A private note goes over HTTP (never on the message path), and shows
+  // once the server has stored it.
+  async #sendNote(id, body) {
+    try {
+      this.onNote(await api("POST", conversationPath(id, "/notes"), { body }));
+    } catch (err) {
+      this.ui.reply.value = body;
+      this.#showError(`Could not save the note. ${describeError(err)}`);
+    }
+  }
+
+  // Who the visitor is (name, email, widget), under the title. Rendered as
+  // text; a failure leaves the line empty rather than blocking the thread.
+  async #loadVisitor(id) {
+    this.ui.visitor.textContent = "";
+    let visitor;
+    try {
+      visitor = await api("GET", conversationPath(id, "/visitor"));
+    } catch {
+      return;
+    }
+    if (id !== this.currentId) return;
+    const parts = [visitor.email || "no email given", `via ${visitor.widget_name}`];
+    const verified = this.conversation && this.conversation.visitor_verified_user_id;
+    if (verified) parts.splice(1, 0, `verified as ${verified}`);
+    this.ui.visitor.textContent = parts.join(" · ");
   }
 
   /** Leaves the conversation (the list takes the screen on phones). */
@@ -191,6 +255,10 @@ export class ThreadView {
     this.ui.reply.value = "";
     this.drafts.delete(conversation.id);
     this.typingOut.stop();
+    if (this.ui.noteMode.checked) {
+      this.#sendNote(conversation.id, body);
+      return;
+    }
     const log = this.logs.get(conversation.id);
     this.#transmit(conversation.id, log, log.addPending(body));
   }
@@ -244,6 +312,7 @@ export class ThreadView {
     this.ui.claim.hidden = c.status === "closed" || mine;
     this.ui.claim.textContent = c.status === "assigned" ? "Take over" : "Claim";
     this.ui.close.hidden = c.status === "closed";
+    this.ui.reopen.hidden = c.status !== "closed";
     this.ui.composer.hidden = c.status === "closed";
     if (c.status === "closed") this.typingOut.stop();
   }
@@ -264,12 +333,14 @@ export class ThreadView {
 
   #wire() {
     const { composer, reply, claim, close } = this.ui;
+    const picker = new CannedPicker(reply, this.ui.canned);
 
     composer.addEventListener("submit", (event) => {
       event.preventDefault();
       this.#submit();
     });
     reply.addEventListener("keydown", (event) => {
+      if (picker.handleKey(event)) return;
       if (isSendKey(event)) {
         event.preventDefault();
         this.#submit();
@@ -277,11 +348,22 @@ export class ThreadView {
     });
     reply.addEventListener("input", () => {
       reply.setCustomValidity("");
-      this.typingOut.input(reply.value.trim() !== "");
+      if (!this.ui.noteMode.checked) this.typingOut.input(reply.value.trim() !== "");
     });
     reply.addEventListener("blur", () => this.typingOut.stop());
 
+    // Note mode marks the box, so nobody sends a note to a visitor by
+    // mistake (or a reply as a note).
+    this.ui.noteMode.addEventListener("change", () => {
+      const note = this.ui.noteMode.checked;
+      composer.classList.toggle("composer--note", note);
+      reply.placeholder = note ? "Write a private note (agents only)…" : "Write a reply…";
+      if (note) this.typingOut.stop();
+      reply.focus();
+    });
+
     claim.addEventListener("click", () => this.#act("claim", claim));
     close.addEventListener("click", () => this.#act("close", close));
+    this.ui.reopen.addEventListener("click", () => this.#act("reopen", this.ui.reopen));
   }
 }

@@ -11,7 +11,8 @@
 // then streams.
 
 import { charCount, isSendKey } from "./dom.js";
-import { ApiError, socketUrl } from "./http.js";
+import { ApiError, fetchJson, socketUrl } from "./http.js";
+import { applyTheme } from "./theme.js";
 import { ChatLog } from "./chatlog.js";
 import { VisitorSession } from "./session.js";
 import { Socket } from "./socket.js";
@@ -34,6 +35,14 @@ const ui = {
   composer: $("composer"),
   input: $("input"),
   send: $("send"),
+  prechat: $("prechat"),
+  prechatError: $("prechat-error"),
+  away: $("away"),
+  awayMessage: $("away-message"),
+  awayForm: $("away-form"),
+  awayEmail: $("away-email"),
+  awayError: $("away-error"),
+  awayDone: $("away-done"),
 };
 
 // The loader passes the key as ?key= (the server needs it there to set
@@ -51,6 +60,8 @@ let panelOpen = true; // the host page is showing the chat panel
 let unread = 0;
 let counting = false; // unread counts only messages that arrive after start-up
 let carryOver = []; // bodies still unsent when the session had to start over
+let settings = null; // the widget's public settings, read once per page load
+let profile = null; // what the visitor typed into the pre-chat form
 
 const log = new ChatLog($("log"), {
   scroller: ui.scroller,
@@ -73,13 +84,27 @@ const typingOut = new TypingOut((typing) => {
 
 async function start(attempt = 0) {
   try {
-    const conversation = await visitor.open();
-    showWidget(visitor.widget);
+    settings ??= await fetchJson("GET", `/v1/visitor/widgets/${encodeURIComponent(widgetKey)}`);
+    showWidget(settings);
+    if (!profile && !visitor.returning && asksBeforeChat(settings)) {
+      showBanner(null);
+      showPrechat(settings);
+      return;
+    }
+    const conversation = await visitor.open(profile || {});
+    showAway(settings);
     showEnded(conversation.status === "closed");
     log.clear();
     await loadHistory();
   } catch (err) {
     const refused = err instanceof ApiError && err.status < 500;
+    if (refused && err.code === "prechat_required") {
+      // Our saved visitor was gone and the widget wants the form first.
+      profile = null;
+      showBanner(null);
+      showPrechat(settings);
+      return;
+    }
     if (refused && err.status !== 401 && err.status !== 429) {
       // An unknown or disabled widget key, or a page not allowed to use it.
       showBanner("Chat is not available right now.");
@@ -301,9 +326,85 @@ window.addEventListener("message", (event) => {
   }
 });
 
+// ---- pre-chat form and away notice -----------------------------------------
+
+function asksBeforeChat(widget) {
+  const prechat = widget.prechat || {};
+  return prechat.name !== undefined && (prechat.name !== "off" || prechat.email !== "off");
+}
+
+function showPrechat(widget) {
+  for (const field of ["name", "email"]) {
+    const rule = widget.prechat[field];
+    const input = $(`prechat-${field}`);
+    $(`prechat-${field}-row`).hidden = rule === "off";
+    $(`prechat-${field}-note`).textContent = rule === "required" ? "(required)" : "(optional)";
+    input.required = rule === "required";
+  }
+  ui.composer.hidden = true;
+  ui.prechat.hidden = false;
+  const first = ui.prechat.querySelector(".field:not([hidden]) input");
+  if (first && document.hasFocus()) first.focus();
+}
+
+ui.prechat.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = $("prechat-name");
+  const email = $("prechat-email");
+  const invalid = [name, email].find((input) => !input.closest(".field").hidden && !input.checkValidity());
+  if (invalid) {
+    ui.prechatError.textContent = invalid === email && email.value.trim()
+      ? "Please enter a valid email address."
+      : `Please fill in your ${invalid === name ? "name" : "email"}.`;
+    ui.prechatError.hidden = false;
+    invalid.focus();
+    return;
+  }
+  ui.prechatError.hidden = true;
+  profile = { name: name.value, email: email.value };
+  ui.prechat.hidden = true;
+  ui.composer.hidden = false;
+  start();
+});
+
+// Outside business hours: the away message, and a way to leave an email if
+// the visitor has not given one yet. The chat itself stays open: messages
+// wait for the agents.
+function showAway(widget) {
+  ui.away.hidden = widget.open_now !== false;
+  ui.awayMessage.textContent = widget.away_message || "";
+  ui.awayForm.hidden = visitor.emailLeft;
+  if (visitor.emailLeft && !ui.away.hidden) {
+    ui.awayDone.textContent = "We have your email and will reply there.";
+    ui.awayDone.hidden = false;
+  }
+}
+
+ui.awayForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!ui.awayEmail.checkValidity()) {
+    ui.awayError.textContent = "Please enter a valid email address.";
+    ui.awayError.hidden = false;
+    return;
+  }
+  ui.awayError.hidden = true;
+  try {
+    await visitor.leaveEmail(ui.awayEmail.value.trim());
+  } catch (err) {
+    ui.awayError.textContent =
+      err instanceof ApiError ? err.message : "Could not save your email. Please try again.";
+    ui.awayError.hidden = false;
+    return;
+  }
+  ui.awayForm.hidden = true;
+  ui.awayDone.textContent = "Thanks! We'll reply to your email.";
+  ui.awayDone.hidden = false;
+});
+
 // ---- view -----------------------------------------------------------------
 
 function showWidget(widget) {
+  applyTheme(document.documentElement, widget.theme_color);
   const name = widget.name || "Chat";
   ui.title.textContent = name;
   document.title = name;

@@ -75,7 +75,12 @@
       root.hidden = false;
     };
 
-    document.head.append(sheet);
+    // The widget's own colour and corner, from its settings.
+    const theme = element("link");
+    theme.rel = "stylesheet";
+    theme.href = ORIGIN + "/widget/theme.css?key=" + encodeURIComponent(KEY);
+
+    document.head.append(sheet, theme);
     document.body.append(root);
     window.addEventListener("message", onMessage);
     updateLauncher();

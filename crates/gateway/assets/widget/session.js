@@ -16,7 +16,8 @@ export class VisitorSession {
   constructor(widgetKey) {
     this.widgetKey = widgetKey;
     this.store = savedState(`palisade.visitor.${widgetKey}`);
-    this.state = null; // { token, expires_at, visitor_id, conversation_id, widget }
+    this.state = null; // { token, expires_at, visitor_id, conversation_id, widget, email_left }
+    this.profile = {}; // what the pre-chat form asked for, used for a new visitor
   }
 
   get token() {
@@ -27,17 +28,29 @@ export class VisitorSession {
     return this.state.conversation_id;
   }
 
-  /** The widget's public settings: { name, greeting }. */
+  /** The widget's public settings (see GET /v1/visitor/widgets/{key}). */
   get widget() {
     return this.state.widget || {};
   }
 
+  /** True when a token from an earlier visit is saved. */
+  get returning() {
+    return this.store.load() !== null;
+  }
+
+  /** True once this visitor has given an email (pre-chat or away form). */
+  get emailLeft() {
+    return Boolean(this.state && this.state.email_left);
+  }
+
   /**
    * Resumes the saved session, or starts a new one if there is none or the
-   * server no longer accepts its token. Returns the current conversation,
-   * which may be closed.
+   * server no longer accepts its token. A new visitor is created with
+   * `profile` ({ name?, email? } from the pre-chat form). Returns the
+   * current conversation, which may be closed.
    */
-  async open() {
+  async open(profile = {}) {
+    this.profile = profile;
     try {
       return await this.#resume(this.store.load());
     } catch (err) {
@@ -45,6 +58,13 @@ export class VisitorSession {
       this.forget();
       return this.#resume(null);
     }
+  }
+
+  /** Saves the email a visitor leaves so agents can answer later. */
+  async leaveEmail(email) {
+    await this.api("POST", "/v1/visitor/contact", { email });
+    this.state.email_left = true;
+    this.store.save(this.state);
   }
 
   /** Starts a new conversation and makes it the current one. */
@@ -86,13 +106,19 @@ export class VisitorSession {
     if (left > MIN_TOKEN_LIFE_MS) {
       try {
         const fresh = await this.#create({ resume_token: saved.token });
-        return { ...fresh, conversation_id: saved.conversation_id };
+        return { ...fresh, conversation_id: saved.conversation_id, email_left: saved.email_left };
       } catch (err) {
         // Offline or the server is busy: the old token still has time left.
         if (!(err instanceof ApiError)) return saved;
       }
     }
-    return this.#create({});
+    const profile = {};
+    for (const field of ["name", "email"]) {
+      const value = (this.profile && this.profile[field]) || "";
+      if (value.trim()) profile[field] = value.trim();
+    }
+    const created = await this.#create(profile);
+    return { ...created, email_left: Boolean(profile.email) };
   }
 
   async #create(extra) {

@@ -30,6 +30,7 @@ export class Socket {
     this.lastHeard = 0;
     this.stopped = true;
     this.retryNow = () => this.#retryNow();
+    this.dropNow = () => this.#dropNow();
   }
 
   get isOpen() {
@@ -39,12 +40,14 @@ export class Socket {
   start() {
     this.stopped = false;
     window.addEventListener("online", this.retryNow);
+    window.addEventListener("offline", this.dropNow);
     this.#connect();
   }
 
   stop() {
     this.stopped = true;
     window.removeEventListener("online", this.retryNow);
+    window.removeEventListener("offline", this.dropNow);
     clearTimeout(this.retryTimer);
     if (this.ws) this.#forget(this.ws);
   }
@@ -108,6 +111,13 @@ export class Socket {
     } else {
       this.send({ type: "ping" });
     }
+  }
+
+  // The browser says the network is gone: a socket on it is dead even if it
+  // has not closed yet, so let go now (sends queue until it is back) rather
+  // than after the silence limit.
+  #dropNow() {
+    if (this.ws) this.#lost(this.ws, this.isOpen);
   }
 
   // The network came back: skip the rest of the current wait.

@@ -8,13 +8,16 @@ use crate::audit::{Source, event, record, record_after};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AgentAuth, Caller, StrictJson};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use palisade_audit::{ActorKind, Outcome};
-use palisade_model::{DisplayName, Email, Permission, Role};
+use palisade_model::{
+    DisplayName, Email, MessageBody, Permission, Role, Shortcut, WidgetId, WidgetSettings,
+    check_text,
+};
 use palisade_store::NewAgent;
 use serde::Deserialize;
 use serde_json::json;
@@ -26,6 +29,24 @@ pub fn table() -> Vec<Route> {
             "/v1/admin/widgets",
             Access::Needs(Permission::WidgetsRead),
             get(widgets),
+        ),
+        route(
+            Method::PUT,
+            "/v1/admin/widgets/{id}/settings",
+            Access::Needs(Permission::WidgetsManage),
+            put(update_widget_settings),
+        ),
+        route(
+            Method::PUT,
+            "/v1/admin/canned-responses/{shortcut}",
+            Access::Needs(Permission::SettingsManage),
+            put(put_canned),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/admin/canned-responses/{shortcut}",
+            Access::Needs(Permission::SettingsManage),
+            delete(delete_canned),
         ),
         route(
             Method::POST,
@@ -42,6 +63,148 @@ async fn widgets(
 ) -> ApiResult<Json<serde_json::Value>> {
     let widgets = state.chat.store().widgets(caller.tenant_id()).await?;
     Ok(Json(json!({ "widgets": widgets })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WidgetSettingsRequest {
+    greeting: String,
+    settings: WidgetSettings,
+}
+
+const MAX_GREETING_CHARS: usize = 500;
+
+async fn update_widget_settings(
+    State(state): State<AppState>,
+    source: Source,
+    auth: Caller,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<WidgetSettingsRequest>,
+) -> ApiResult<Response> {
+    let greeting = req.greeting.trim();
+    check_text("greeting", greeting, MAX_GREETING_CHARS)
+        .and_then(|()| req.settings.check())
+        .map_err(|e| ApiError::bad_request("invalid_settings", e.to_string()))?;
+    let widget_id = WidgetId::from_raw(id);
+    let by = &auth.agent;
+    // Another tenant's widget is "not found", and not put on this tenant's
+    // record either.
+    let store = state.chat.store();
+    if store.widget(&by.tenant_id, &widget_id).await?.is_none() {
+        return Err(ApiError::NotFound("widget"));
+    }
+    let audited = |outcome| {
+        event(
+            &source,
+            auth.audit_actor(),
+            Some(by.tenant_id.as_str()),
+            "widget.settings.update",
+            widget_id.as_str(),
+            outcome,
+        )
+    };
+    record(&state, audited(Outcome::Started)).await?;
+    let updated = state
+        .chat
+        .store()
+        .update_widget_settings(&by.tenant_id, &widget_id, greeting, &req.settings)
+        .await;
+    let widget = match updated {
+        Ok(widget) => widget,
+        Err(err) => {
+            record_after(&state, audited(Outcome::Failure)).await;
+            return Err(match err {
+                palisade_store::StoreError::NotFound => ApiError::NotFound("widget"),
+                other => other.into(),
+            });
+        }
+    };
+    record_after(&state, audited(Outcome::Success)).await;
+    tracing::info!(by = %by.id, widget = %widget.id, "widget settings changed");
+    Ok(Json(widget).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CannedRequest {
+    body: String,
+}
+
+fn shortcut(raw: &str) -> ApiResult<Shortcut> {
+    Shortcut::parse(raw).map_err(|e| ApiError::bad_request("invalid_shortcut", e.to_string()))
+}
+
+/// Creates a canned response or replaces its text. Audited: what agents
+/// send with one keystroke is worth a record of who wrote it.
+async fn put_canned(
+    State(state): State<AppState>,
+    source: Source,
+    auth: Caller,
+    Path(raw): Path<String>,
+    StrictJson(req): StrictJson<CannedRequest>,
+) -> ApiResult<Json<palisade_model::CannedResponse>> {
+    let shortcut = shortcut(&raw)?;
+    let body = MessageBody::parse(&req.body)
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    let by = &auth.agent;
+    let audited = |outcome| {
+        event(
+            &source,
+            auth.audit_actor(),
+            Some(by.tenant_id.as_str()),
+            "canned_response.put",
+            shortcut.as_str(),
+            outcome,
+        )
+    };
+    record(&state, audited(Outcome::Started)).await?;
+    let store = state.chat.store();
+    match store
+        .put_canned_response(&by.tenant_id, &shortcut, &body)
+        .await
+    {
+        Ok(saved) => {
+            record_after(&state, audited(Outcome::Success)).await;
+            Ok(Json(saved))
+        }
+        Err(err) => {
+            record_after(&state, audited(Outcome::Failure)).await;
+            Err(err.into())
+        }
+    }
+}
+
+async fn delete_canned(
+    State(state): State<AppState>,
+    source: Source,
+    auth: Caller,
+    Path(raw): Path<String>,
+) -> ApiResult<StatusCode> {
+    let shortcut = shortcut(&raw)?;
+    let by = &auth.agent;
+    let audited = |outcome| {
+        event(
+            &source,
+            auth.audit_actor(),
+            Some(by.tenant_id.as_str()),
+            "canned_response.delete",
+            shortcut.as_str(),
+            outcome,
+        )
+    };
+    record(&state, audited(Outcome::Started)).await?;
+    let store = state.chat.store();
+    let deleted = store.delete_canned_response(&by.tenant_id, &shortcut).await;
+    let outcome = match deleted {
+        Ok(true) => Outcome::Success,
+        _ => Outcome::Failure,
+    };
+    record_after(&state, audited(outcome)).await;
+    if deleted? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("canned response"))
+    }
 }
 
 #[derive(Deserialize)]

@@ -57,6 +57,30 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/v1/agent/conversations/{id}/visitor",
+            Access::Needs(Read),
+            get(visitor_details),
+        ),
+        route(
+            Method::GET,
+            "/v1/agent/canned-responses",
+            Access::Needs(Read),
+            get(canned_responses),
+        ),
+        route(
+            Method::GET,
+            "/v1/agent/conversations/{id}/notes",
+            Access::Needs(Read),
+            get(notes),
+        ),
+        route(
+            Method::POST,
+            "/v1/agent/conversations/{id}/notes",
+            Access::Needs(Write),
+            post(add_note),
+        ),
+        route(
+            Method::GET,
             "/v1/agent/conversations/{id}/messages",
             Access::Needs(Read),
             get(history),
@@ -78,6 +102,12 @@ pub fn table() -> Vec<Route> {
             "/v1/agent/conversations/{id}/close",
             Access::Needs(Write),
             post(close),
+        ),
+        route(
+            Method::POST,
+            "/v1/agent/conversations/{id}/reopen",
+            Access::Needs(Write),
+            post(reopen),
         ),
         route(
             Method::GET,
@@ -353,6 +383,69 @@ async fn conversation_by_id(
     Ok(Json(conversation).into_response())
 }
 
+/// The side panel: who the conversation's visitor is.
+async fn visitor_details(
+    State(state): State<AppState>,
+    auth: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (_, conversation) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
+    let details = state
+        .chat
+        .store()
+        .visitor_details(&auth.agent.tenant_id, &conversation.visitor_id)
+        .await?
+        .ok_or(ApiError::NotFound("visitor"))?;
+    Ok(Json(details).into_response())
+}
+
+async fn canned_responses(
+    State(state): State<AppState>,
+    auth: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    let store = state.chat.store();
+    let canned = store.canned_responses(&auth.agent.tenant_id).await?;
+    Ok(Json(json!({ "canned_responses": canned })))
+}
+
+async fn notes(
+    State(state): State<AppState>,
+    auth: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
+    let notes = state.chat.notes(&access).await?;
+    Ok(Json(json!({ "notes": notes })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteRequest {
+    body: String,
+}
+
+async fn add_note(
+    State(state): State<AppState>,
+    auth: Caller,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<NoteRequest>,
+) -> ApiResult<Response> {
+    let body = palisade_model::MessageBody::parse(&req.body)
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
+    let note = state.chat.add_note(&access, &body).await?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
+}
+
 async fn history(
     State(state): State<AppState>,
     auth: Caller,
@@ -391,6 +484,18 @@ async fn claim(
         .authorize(&auth.actor(), &ConversationId::from_raw(id))
         .await?;
     Ok(Json(state.chat.claim(&access).await?).into_response())
+}
+
+async fn reopen(
+    State(state): State<AppState>,
+    auth: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (access, _) = state
+        .chat
+        .authorize(&auth.actor(), &ConversationId::from_raw(id))
+        .await?;
+    Ok(Json(state.chat.reopen(&access).await?).into_response())
 }
 
 async fn close(

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use palisade_chat::Actor;
 use palisade_identity::{MAX_USER_ID_BYTES, VisitorClaims, verify_user_hash};
-use palisade_model::{ConversationId, DisplayName, Email, TenantId, now_millis};
+use palisade_model::{ConversationId, DisplayName, Email, FieldRule, TenantId, Widget, now_millis};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,6 +28,18 @@ pub fn table() -> Vec<Route> {
             "/v1/visitor/sessions",
             Access::Public,
             post(create_session),
+        ),
+        route(
+            Method::GET,
+            "/v1/visitor/widgets/{key}",
+            Access::Public,
+            get(widget_settings),
+        ),
+        route(
+            Method::POST,
+            "/v1/visitor/contact",
+            Access::Visitor,
+            post(leave_contact),
         ),
         route(
             Method::GET,
@@ -111,6 +123,9 @@ async fn create_session(
     let visitor_id = match resumed {
         Some(id) => id,
         None => {
+            let prechat = widget.settings.prechat;
+            required("name", prechat.name, req.name.as_deref())?;
+            required("email", prechat.email, req.email.as_deref())?;
             let name = req
                 .name
                 .as_deref()
@@ -156,9 +171,85 @@ async fn create_session(
         "visitor_id": visitor_id,
         "expires_at": claims.expires_at,
         "verified_user_id": verified,
-        "widget": {"name": widget.name, "greeting": widget.greeting},
+        "widget": public_view(&widget),
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Refuses a new visitor who left out a field the widget's pre-chat form
+/// requires.
+fn required(field: &'static str, rule: FieldRule, value: Option<&str>) -> ApiResult<()> {
+    let missing = value.is_none_or(|v| v.trim().is_empty());
+    if rule == FieldRule::Required && missing {
+        let message = format!("this widget requires the visitor's {field} to start a chat");
+        return Err(ApiError::bad_request("prechat_required", message));
+    }
+    Ok(())
+}
+
+/// What the widget shows: its settings and whether someone is there now.
+/// Nothing here is secret; the widget key is public.
+fn public_view(widget: &Widget) -> serde_json::Value {
+    let settings = &widget.settings;
+    json!({
+        "name": widget.name,
+        "greeting": widget.greeting,
+        "theme_color": settings.theme_color,
+        "position": settings.position,
+        "prechat": settings.prechat,
+        "hours": settings.hours,
+        "away_message": settings.away_message,
+        "open_now": settings.is_open_at(now_millis()),
+    })
+}
+
+async fn widget_settings(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let widget = state
+        .chat
+        .store()
+        .widget_by_public_key(&key)
+        .await?
+        .ok_or(ApiError::NotFound("widget"))?;
+    crate::middleware::limit_tenant(
+        &state,
+        crate::limits::Class::Read,
+        widget.tenant_id.as_str(),
+    )?;
+    Ok(Json(public_view(&widget)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactRequest {
+    email: String,
+}
+
+/// The email a visitor leaves (outside business hours, say) so agents can
+/// answer later. Kept on the visitor, sealed like the rest of their details.
+async fn leave_contact(
+    State(state): State<AppState>,
+    VisitorAuth(actor): VisitorAuth,
+    StrictJson(req): StrictJson<ContactRequest>,
+) -> ApiResult<StatusCode> {
+    let Actor::Visitor {
+        tenant_id,
+        visitor_id,
+        ..
+    } = &actor
+    else {
+        return Err(ApiError::Unauthorized("a visitor token is required"));
+    };
+    let email = Email::parse(&req.email)
+        .map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+    state
+        .chat
+        .store()
+        .set_visitor_email(tenant_id, visitor_id, &email)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The user id the tenant vouches for, when the request carries one with a

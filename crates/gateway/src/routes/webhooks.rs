@@ -193,6 +193,12 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let by = &caller.agent;
+    // Another tenant's webhook is "not found", and its id is not put on
+    // this tenant's audit record (which this tenant's admins can read).
+    let owned = state.webhooks.subscription(&by.tenant_id, &id).await;
+    if owned.map_err(api_error)?.is_none() {
+        return Err(ApiError::NotFound("webhook"));
+    }
     let audited = |outcome| {
         event(
             &source,

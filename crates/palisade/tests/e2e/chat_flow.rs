@@ -56,6 +56,14 @@ async fn visitor_and_agent_chat_in_real_time() {
         // The visitor's socket hears that the conversation was closed.
         while next_of_type(&mut visitor_ws, "conversation").await["conversation"]["status"] != "closed" {}
 
+        // Reopened, it goes back to its assignee; reopening again changes nothing.
+        let reopen = format!("/v1/agent/conversations/{conversation}/reopen");
+        let (status, reopened) = agent.post(&reopen, json!({})).await;
+        assert_eq!((status, reopened["status"].as_str()), (200, Some("assigned")), "{reopened}");
+        while next_of_type(&mut visitor_ws, "conversation").await["conversation"]["status"] != "assigned" {}
+        let (status, again) = agent.post(&reopen, json!({})).await;
+        assert_eq!((status, again["status"].as_str()), (200, Some("assigned")));
+
         let (status, history) = agent.get(&format!("/v1/agent/conversations/{conversation}/messages")).await;
         assert_eq!(status, 200);
         let bodies: Vec<_> = history["messages"].as_array().expect("list").iter().map(|m| m["body"].clone()).collect();

@@ -48,6 +48,12 @@ async fn account<'a>(server: &'a TestServer, slug: &str, role: Role) -> Agent<'a
 fn body_for(path: &str, n: usize) -> Value {
     if path.ends_with("/messages") {
         json!({"client_msg_id": format!("matrix-{n}"), "body": "matrix probe"})
+    } else if path.ends_with("/notes") {
+        json!({"body": "matrix note"})
+    } else if path.contains("/canned-responses/") {
+        json!({"body": "A canned probe."})
+    } else if path.ends_with("/settings") {
+        json!({"greeting": "Hello", "settings": {"theme_color": "#123456", "away_message": "Away"}})
     } else if path.ends_with("/agents") {
         json!({"email": format!("new{n}@probe.example"), "name": "Probe", "password": "a long probe password", "role": "agent"})
     } else if path.ends_with("/invitations") {
@@ -79,7 +85,7 @@ async fn call(
     let url = server.url(path);
     let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method");
     let mut req = server.http.request(method.clone(), url);
-    if method == Method::POST || method == Method::PATCH {
+    if method == Method::POST || method == Method::PATCH || method == Method::PUT {
         req = req.json(&body_for(path, n));
     }
     req = match credential {
@@ -127,6 +133,7 @@ struct Ids {
     conversation: String,
     agent: String,
     api_key: String,
+    widget: String,
     webhook: String,
 }
 
@@ -136,6 +143,8 @@ impl Ids {
             &self.agent
         } else if path.starts_with("/v1/admin/api-keys/") {
             &self.api_key
+        } else if path.starts_with("/v1/admin/widgets/") {
+            &self.widget
         } else if path.starts_with("/v1/admin/webhooks/") {
             &self.webhook
         } else {
@@ -144,11 +153,12 @@ impl Ids {
         path.replace("{id}", id)
     }
 
-    fn all(&self) -> [&str; 4] {
+    fn all(&self) -> [&str; 5] {
         [
             &self.conversation,
             &self.agent,
             &self.api_key,
+            &self.widget,
             &self.webhook,
         ]
     }
@@ -235,11 +245,13 @@ async fn cross_tenant_matrix_every_route_every_role() {
         conversation: conversation_a.clone(),
         agent: bystander(&server, "matrix-a").await,
         api_key: key_of(&server, &a.email).await.0,
+        widget: widget_id(&server, &a).await,
         webhook: webhook(&server, "matrix-a").await,
     };
     let b = server.seed_tenant("matrix-b").await;
     let (_, conversation_b) = server.visitor(&b).await;
     let agent_b = bystander(&server, "matrix-b").await;
+    let widget_b = widget_id(&server, &b).await;
 
     let mut checked = 0;
     for role in [Role::Owner, Role::Admin, Role::Agent, Role::Operator] {
@@ -299,7 +311,13 @@ async fn cross_tenant_matrix_every_route_every_role() {
                         // Revoking needs a key not yet revoked, removing a
                         // webhook one not yet removed.
                         api_key: key_of(&server, &b.email).await.0,
-                        webhook: webhook(&server, "matrix-b").await,
+                        widget: widget_b.clone(),
+                        // Only webhook routes use one; the tenant's count is capped.
+                        webhook: if route.path.starts_with("/v1/admin/webhooks/") {
+                            webhook(&server, "matrix-b").await
+                        } else {
+                            String::new()
+                        },
                     };
                     let on_b = ids_b.fill(route.path);
                     let (status, body) =
@@ -372,4 +390,15 @@ fn every_route_declares_its_access_and_permissions_doc_matches_the_code() {
             );
         }
     }
+}
+
+/// The id of the tenant's (only) widget.
+async fn widget_id(server: &TestServer, tenant: &Tenant) -> String {
+    let store = server.running.state.chat.store();
+    let widget = store
+        .widget_by_public_key(&tenant.widget_key)
+        .await
+        .expect("lookup")
+        .expect("widget");
+    widget.id.as_str().to_owned()
 }

@@ -435,6 +435,21 @@ impl Agent<'_> {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .server
+            .http
+            .put(self.server.url(path))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// A POST that may start a new session: (status, body, new cookie).
     pub async fn post_raw(&self, path: &str, body: Value) -> (u16, Value, Option<String>) {
         let resp = self

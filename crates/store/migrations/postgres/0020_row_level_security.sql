@@ -70,6 +70,8 @@ SELECT palisade_tenant_rls('messages', 'tenant_id', 'SELECT, INSERT, UPDATE, DEL
 SELECT palisade_tenant_rls('webhook_subscriptions', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 SELECT palisade_tenant_rls('webhook_deliveries', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 SELECT palisade_tenant_rls('webhook_attempts', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
+SELECT palisade_tenant_rls('notes', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
+SELECT palisade_tenant_rls('canned_responses', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 
 -- The tenant's own audit entries are readable; appending (the global hash
 -- chain) is a platform path.
