@@ -19,6 +19,8 @@ pub enum ActorKind {
     Operator,
     /// Palisade itself (start-up, scheduled work).
     System,
+    /// A partner's back-end, by its client certificate (the id is the serial).
+    Partner,
 }
 
 impl ActorKind {
@@ -29,6 +31,7 @@ impl ActorKind {
             Self::ApiKey => "api_key",
             Self::Operator => "operator",
             Self::System => "system",
+            Self::Partner => "partner",
         }
     }
 }

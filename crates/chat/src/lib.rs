@@ -36,12 +36,31 @@ pub enum Actor {
         agent_id: AgentId,
         name: String,
     },
+    /// A partner's back-end (mutual TLS). It writes as a bot or as the
+    /// system, never as an agent or visitor.
+    Partner {
+        tenant_id: TenantId,
+        partner: String,
+        /// Who the partner's messages appear to come from.
+        author: PartnerAuthor,
+    },
+}
+
+/// How a partner's message is shown: as its named bot, or as a system note.
+/// Both are stored with the `system` author kind; the author id tells them
+/// apart (`bot:<partner>` or `system:<partner>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartnerAuthor {
+    Bot { name: String },
+    System,
 }
 
 impl Actor {
     pub fn tenant_id(&self) -> &TenantId {
         match self {
-            Self::Visitor { tenant_id, .. } | Self::Agent { tenant_id, .. } => tenant_id,
+            Self::Visitor { tenant_id, .. }
+            | Self::Agent { tenant_id, .. }
+            | Self::Partner { tenant_id, .. } => tenant_id,
         }
     }
 }
@@ -259,6 +278,16 @@ impl Chat {
             Actor::Agent { agent_id, name, .. } => {
                 (AuthorKind::Agent, agent_id.to_string(), Some(name.clone()))
             }
+            Actor::Partner {
+                partner, author, ..
+            } => match author {
+                PartnerAuthor::Bot { name } => (
+                    AuthorKind::System,
+                    format!("bot:{partner}"),
+                    Some(name.clone()),
+                ),
+                PartnerAuthor::System => (AuthorKind::System, format!("system:{partner}"), None),
+            },
         };
         let pending = self
             .writer
@@ -294,6 +323,7 @@ impl Chat {
         let (author_kind, author_name) = match &access.actor {
             Actor::Visitor { name, .. } => (AuthorKind::Visitor, name.clone()),
             Actor::Agent { name, .. } => (AuthorKind::Agent, Some(name.clone())),
+            Actor::Partner { .. } => (AuthorKind::System, None),
         };
         self.hub.publish(Event::Typing {
             tenant_id: access.tenant_id().clone(),
@@ -362,6 +392,26 @@ impl Chat {
         Ok(conversation)
     }
 
+    /// A partner assigns the conversation to one of its tenant's agents;
+    /// an agent of another tenant is "not found".
+    pub async fn assign(
+        &self,
+        access: &ConversationAccess,
+        agent: &AgentId,
+    ) -> Result<Conversation, ChatError> {
+        let Actor::Partner { tenant_id, .. } = &access.actor else {
+            return Err(ChatError::Forbidden);
+        };
+        let assigned = self
+            .store
+            .claim_conversation(tenant_id, &access.conversation_id, agent);
+        let conversation = assigned.await?.ok_or(ChatError::NotFound)?;
+        self.hub.publish(Event::Conversation {
+            conversation: conversation.clone(),
+        });
+        Ok(conversation)
+    }
+
     /// An agent reopens a closed conversation.
     pub async fn reopen(&self, access: &ConversationAccess) -> Result<Conversation, ChatError> {
         let Actor::Agent { tenant_id, .. } = &access.actor else {
@@ -377,9 +427,32 @@ impl Chat {
         Ok(conversation)
     }
 
-    /// An agent closes the conversation.
+    /// Opens a conversation for one of the tenant's visitors, on a partner's
+    /// behalf; an unknown visitor is "not found".
+    pub async fn open_for_visitor(
+        &self,
+        actor: &Actor,
+        visitor: &VisitorId,
+    ) -> Result<Conversation, ChatError> {
+        let Actor::Partner { tenant_id, .. } = actor else {
+            return Err(ChatError::Forbidden);
+        };
+        let found = self.store.visitor_record(tenant_id, visitor).await?;
+        let (widget, _, _) = found.ok_or(ChatError::NotFound)?;
+        let conversation = self
+            .store
+            .create_conversation(tenant_id, &widget, visitor)
+            .await?;
+        self.hub.publish(Event::Conversation {
+            conversation: conversation.clone(),
+        });
+        Ok(conversation)
+    }
+
+    /// An agent or a partner closes the conversation.
     pub async fn close(&self, access: &ConversationAccess) -> Result<Conversation, ChatError> {
-        let Actor::Agent { tenant_id, .. } = &access.actor else {
+        let (Actor::Agent { tenant_id, .. } | Actor::Partner { tenant_id, .. }) = &access.actor
+        else {
             return Err(ChatError::Forbidden);
         };
         let closed = self

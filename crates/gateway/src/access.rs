@@ -9,14 +9,17 @@
 //! declared nothing finds nobody there and refuses (fail closed).
 
 use crate::AppState;
+use crate::audit::{Source, event, record_after};
 use crate::error::ApiError;
 use crate::extract::{AgentAuth, CSRF_HEADER, Caller, SESSION_COOKIE, VisitorAuth, cookie_value};
-use crate::middleware::limit_caller;
+use crate::middleware::{ConnInfo, limit_caller};
+use crate::partner::PartnerAuth;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::MethodRouter;
+use palisade_audit::{ActorKind, Outcome};
 use palisade_chat::Actor;
 use palisade_identity::{constant_time_eq, sha256_hex};
 use palisade_model::{Permission, now_millis};
@@ -40,6 +43,11 @@ pub enum Access {
     /// As `Needs`, and the session proved its second factor within the
     /// last [`STEP_UP_WINDOW_MS`]: for sensitive operations.
     StepUp(Permission),
+    /// A partner's back-end, by the client certificate its connection
+    /// presented (verified by the listener, then looked up: recorded, not
+    /// revoked, naming the tenant it was issued for). The `/s2s/v1/`
+    /// family only; no other access accepts a certificate.
+    Partner,
 }
 
 /// How recent a second-factor proof must be for a step-up route.
@@ -96,6 +104,12 @@ pub async fn authorize(
             }
             req.extensions_mut().insert(VisitorAuth(actor));
         }
+        Access::Partner => {
+            let conn = req.extensions().get::<ConnInfo>().cloned();
+            let partner = authenticate_partner(&state, conn).await?;
+            limit_caller(&state, partner.tenant_id.as_str(), &partner.serial)?;
+            req.extensions_mut().insert(partner);
+        }
         Access::MfaPending | Access::SignedIn | Access::Needs(_) | Access::StepUp(_) => {
             if req.headers().contains_key(header::AUTHORIZATION) {
                 let caller = authenticate_key(&state, access, req.headers()).await?;
@@ -123,6 +137,61 @@ pub async fn authorize(
         }
     }
     Ok(next.run(req).await)
+}
+
+/// The partner behind the connection's client certificate. A certificate
+/// the listener accepted but the records do not (unknown, revoked since the
+/// handshake, another identity) is refused and the refusal audited.
+async fn authenticate_partner(
+    state: &AppState,
+    conn: Option<ConnInfo>,
+) -> Result<PartnerAuth, ApiError> {
+    let Some(cert) = conn.as_ref().and_then(|c| c.client_cert.clone()) else {
+        return Err(ApiError::Unauthorized(
+            "a partner client certificate is required (mutual TLS); see docs/S2S.md",
+        ));
+    };
+    let record = state.chat.store().partner_cert(&cert.serial).await?;
+    let identity = &cert.identity;
+    let valid = record.as_ref().is_some_and(|r| {
+        r.revoked_at.is_none()
+            && r.tenant_id == identity.tenant_id()
+            && r.partner == identity.partner()
+            && r.not_after > now_millis()
+    });
+    if !valid {
+        let source = Source(
+            conn.as_ref()
+                .map_or_else(|| "unknown".into(), |c| c.peer.to_string()),
+        );
+        let reason = match &record {
+            None => "unknown certificate",
+            Some(r) if r.revoked_at.is_some() => "revoked certificate",
+            Some(_) => "certificate not valid for its identity",
+        };
+        let target = format!("serial {}: {reason}", cert.serial);
+        let refused = event(
+            &source,
+            (ActorKind::Partner, cert.serial.as_str()),
+            Some(identity.tenant_id()),
+            "partner.refused",
+            &target,
+            Outcome::Denied,
+        );
+        record_after(state, refused).await;
+        // A connection that slipped in between a revocation and the new CRL ends here.
+        if record.is_some_and(|r| r.revoked_at.is_some()) {
+            state.partners.live.close_serial(&cert.serial);
+        }
+        return Err(ApiError::Unauthorized(
+            "this client certificate is revoked or unknown",
+        ));
+    }
+    Ok(PartnerAuth {
+        tenant_id: palisade_model::TenantId::from_raw(identity.tenant_id()),
+        partner: identity.partner().to_owned(),
+        serial: cert.serial.clone(),
+    })
 }
 
 /// A session's sign-in stage must fit the route.

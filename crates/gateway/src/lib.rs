@@ -20,6 +20,7 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod ops;
+pub mod partner;
 mod routes;
 mod throttle;
 mod tls;
@@ -31,7 +32,9 @@ pub use metrics::Metrics;
 pub use ops::serve_ops;
 pub use routes::table as route_table;
 pub use throttle::{LoginThrottle, ThrottlePolicy};
-pub use tls::{CIPHER_SUITES, ServeHandle, serve_public, server_config};
+pub use tls::{
+    CIPHER_SUITES, ServeHandle, TlsSwap, serve_public, server_config, server_config_for,
+};
 
 use axum::Router;
 use palisade_chat::{Actor, Chat};
@@ -125,6 +128,8 @@ pub struct AppState {
     pub limits: Arc<limits::RateLimiter>,
     /// The web application firewall.
     pub waf: Arc<waf::Waf>,
+    /// Partner certificates: the issuing CA and the live mTLS connections.
+    pub partners: Arc<partner::Partners>,
     /// Webhook subscriptions and their delivery outbox.
     pub webhooks: palisade_webhooks::Webhooks,
 }

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub alert_audit_write_failed: AtomicU64,
     /// Alerts: vault secrets whose current version expires within the warning window.
     pub secrets_expiring: AtomicU64,
+    /// Partner, intermediate and server certificates within the expiry window.
+    pub certificates_expiring: AtomicU64,
 }
 
 impl Metrics {
@@ -143,6 +145,12 @@ impl Metrics {
             "gauge",
             "Vault secrets expiring within the warning window (or expired).",
             &[("", self.secrets_expiring.load(Relaxed))],
+        );
+        put(
+            "palisade_certificates_expiring",
+            "gauge",
+            "Partner, intermediate and server certificates expiring within the warning window.",
+            &[("", self.certificates_expiring.load(Relaxed))],
         );
         put(
             "palisade_message_commits_total",

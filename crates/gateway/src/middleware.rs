@@ -28,6 +28,8 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
     pub tls_version: &'static str,
+    /// The partner certificate the client presented and the listener verified, if any.
+    pub client_cert: crate::partner::ConnCert,
 }
 
 /// What the layers below learn about a request, for its limits and its log.
@@ -159,7 +161,10 @@ pub async fn around_request(State(state): State<AppState>, req: Request, next: N
             tenant = tenant.as_deref(),
             bytes_in = facts.bytes_in.load(Relaxed),
             bytes_out,
-            client_cert = "null",
+            client_cert = conn
+                .as_ref()
+                .and_then(|c| c.client_cert.as_ref())
+                .map_or("null", |cert| cert.serial.as_str()),
             "served");
     });
     response

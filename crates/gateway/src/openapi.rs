@@ -29,7 +29,8 @@ mod tests {
         let paths = doc["paths"].as_object().expect("paths");
         // Every JSON route of the route table is described, with its method.
         for route in crate::routes::table() {
-            let json_api = route.path.starts_with("/v1/") && !route.path.ends_with("/ws");
+            let json_api = (route.path.starts_with("/v1/") || route.path.starts_with("/s2s/"))
+                && !route.path.ends_with("/ws");
             if !json_api {
                 continue;
             }

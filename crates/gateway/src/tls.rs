@@ -7,6 +7,7 @@
 
 use crate::AppState;
 use crate::middleware::ConnInfo;
+use crate::partner::{ClientTrust, RefusalSink, client_verifier};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -166,12 +167,31 @@ impl ServeHandle {
         *current = Arc::new(config);
     }
 
+    /// A handle that replaces the TLS configuration, for a task that reloads it.
+    pub fn tls_swap(&self) -> TlsSwap {
+        TlsSwap(self.tls.clone())
+    }
+
     /// Stops accepting, lets open connections finish (up to `grace`), then returns.
     pub async fn shutdown(self, grace: std::time::Duration) {
         let _ = self.stop.send(true);
         if tokio::time::timeout(grace, self.done).await.is_err() {
             tracing::warn!("connections still open after the grace period; closing them");
         }
+    }
+}
+
+/// Replaces the listener's TLS configuration: the next handshake uses the
+/// new one, open connections keep theirs.
+#[derive(Clone, Debug)]
+pub struct TlsSwap(Arc<RwLock<Arc<ServerConfig>>>);
+
+impl TlsSwap {
+    pub fn replace(&self, config: ServerConfig) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
     }
 }
 
@@ -201,15 +221,32 @@ pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<ServerConfig, rustls::Error> {
-    let provider = rustls::crypto::CryptoProvider {
+    server_config_for(chain, key, None, &RefusalSink::new().0)
+}
+
+/// [`server_config`], also asking clients for a partner certificate checked against
+/// `trust` (root and CRL) when given; refused certificates are reported to `refusals`.
+pub fn server_config_for(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    trust: Option<&ClientTrust>,
+    refusals: &RefusalSink,
+) -> Result<ServerConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
         cipher_suites: CIPHER_SUITES.to_vec(),
         ..rustls::crypto::ring::default_provider()
+    });
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_verifier(provider, trust, refusals)? {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+    let mut config = builder.with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Fresh ticket keys (and, from the builder, a fresh session cache) with every
+    // configuration: after a revocation rebuilds it, no session of the revoked
+    // certificate can be resumed without a full handshake and a new CRL check.
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(config)
 }
@@ -340,6 +377,7 @@ async fn accept_loop(
             .clone();
         let acceptor = TlsAcceptor::from(config);
         let (router, http, metrics) = (router.clone(), http.clone(), state.metrics.clone());
+        let live = state.partners.live.clone();
         let limits = Limits {
             handshake: settings.handshake_timeout,
             first_bytes: settings.header_read_timeout,
@@ -359,7 +397,27 @@ async fn accept_loop(
                 Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
                 _ => "unknown",
             };
-            let info = ConnInfo { peer, tls_version };
+            let client_cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|der| palisade_pki::partner::presented(der))
+                .map(Arc::new);
+            // A connection that presented a partner certificate can be closed when its
+            // serial is revoked; the entry leaves the registry when the connection ends.
+            let entry = client_cert.as_ref().map(|cert| live.register(&cert.serial));
+            let revoked = async {
+                match &entry {
+                    Some(entry) => entry.close.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let info = ConnInfo {
+                peer,
+                tls_version,
+                client_cert,
+            };
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(info.clone());
@@ -373,6 +431,9 @@ async fn accept_loop(
             tokio::select! {
                 _ = watcher.watch(conn.into_owned()) => {}
                 _ = activity.idle(limits) => {}
+                _ = revoked => {
+                    tracing::info!(%peer, "closed a connection whose partner certificate was revoked");
+                }
             }
         });
     }

@@ -3,6 +3,7 @@
 //! a message that says what and where.
 
 use crate::config::{Config, TlsSource};
+use crate::tlswatch::{ListenerTls, TlsWatch, audit_refusals};
 use anyhow::Context;
 use palisade_audit::{ActorKind, Auditor, CheckpointSigner};
 use palisade_chat::Chat;
@@ -28,6 +29,12 @@ pub struct Running {
     waf_watch: Option<tokio::task::JoinHandle<()>>,
     /// Raises alerts for vault secrets near expiry.
     expiry_watch: tokio::task::JoinHandle<()>,
+    /// Applies revocations and a replaced server certificate to the listener.
+    tls_watch: tokio::task::JoinHandle<()>,
+    /// Writes refused client-certificate handshakes to the audit log.
+    refusal_task: tokio::task::JoinHandle<()>,
+    /// Raises alerts for certificates near expiry.
+    cert_expiry_watch: tokio::task::JoinHandle<()>,
     pub state: AppState,
     /// The certificate clients must trust (the internal CA's, or the
     /// operator's chain).
@@ -43,6 +50,9 @@ impl Running {
     pub async fn shutdown(self) {
         self.ops_task.abort();
         self.expiry_watch.abort();
+        self.tls_watch.abort();
+        self.refusal_task.abort();
+        self.cert_expiry_watch.abort();
         if let Some(watch) = &self.waf_watch {
             watch.abort();
         }
@@ -180,8 +190,6 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         TlsSource::Files { cert, key } => palisade_pki::load_operator_files(cert, key),
     }
     .context("preparing the TLS certificate")?;
-    let tls = palisade_gateway::server_config(material.cert_chain()?, material.private_key()?)
-        .context("building the TLS configuration")?;
 
     let passwords = PasswordHasher::new().map_err(|e| anyhow::anyhow!("{e}"))?;
 
@@ -222,6 +230,25 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         palisade_webhooks::Webhooks::start(store.clone(), vault.clone(), config.webhooks.clone())
             .await
             .context("starting webhook delivery (webhooks.*)")?;
+    let partners = Arc::new(crate::pkicmd::partners(config));
+    let pki_access = system_access(
+        "pki",
+        "issue partner certificates and sign the CRL",
+        "internal",
+    );
+    if let Some(ca) = crate::pkicmd::load_issuing(&store, &vault, &pki_access).await? {
+        partners.set_ca(ca);
+    }
+    let (refusals, refused) = palisade_gateway::partner::RefusalSink::new();
+    let listener_tls = ListenerTls {
+        source: config.tls.clone(),
+        data_dir: data_dir.clone(),
+        refusals,
+    };
+    let (tls, files) = listener_tls
+        .build(&store, &partners, &material)
+        .await
+        .context("building the TLS configuration")?;
     let state = AppState {
         vault: vault.clone(),
         audit,
@@ -240,6 +267,7 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
             config.limits.clone(),
         )),
         waf,
+        partners,
     };
     let public = palisade_gateway::serve_public(config.public_addr, tls, state.clone())
         .await
@@ -247,7 +275,23 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
     let (ops_addr, ops_task) = palisade_gateway::serve_ops(config.ops_addr, state.clone())
         .await
         .with_context(|| format!("listening on {} (server.ops_addr)", config.ops_addr))?;
+    let refusal_task = tokio::spawn(audit_refusals(state.clone(), refused));
+    let watch = TlsWatch {
+        state: state.clone(),
+        vault,
+        access: pki_access,
+        listener_tls,
+        swap: public.tls_swap(),
+        files,
+        interval: config.pki.watch_interval,
+    };
+    let tls_watch = tokio::spawn(watch.run());
     let expiry_watch = tokio::spawn(watch_secret_expiry(state.clone()));
+    let cert_expiry_watch = tokio::spawn(crate::tlswatch::watch_cert_expiry(
+        state.clone(),
+        material.server_cert_path.clone(),
+        config.pki.expiry_warning_days,
+    ));
     Ok(Running {
         public,
         ops_addr,
@@ -255,6 +299,9 @@ pub async fn start(config: &Config, demo_widget_key: Option<String>) -> anyhow::
         checkpoint_task,
         waf_watch,
         expiry_watch,
+        tls_watch,
+        refusal_task,
+        cert_expiry_watch,
         state,
         ca_cert_path: material.ca_cert_path.clone(),
     })

@@ -41,7 +41,42 @@ pub struct RawConfig {
     audit: RawAudit,
     limits: RawLimits,
     waf: RawWaf,
+    pki: RawPki,
     webhooks: RawWebhooks,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPki {
+    partner_cert_days: u64,
+    partner_cert_max_days: u64,
+    expiry_warning_days: u64,
+    watch_interval_ms: u64,
+}
+
+impl Default for RawPki {
+    fn default() -> Self {
+        Self {
+            partner_cert_days: 30,
+            partner_cert_max_days: 365,
+            expiry_warning_days: 7,
+            watch_interval_ms: 1000,
+        }
+    }
+}
+
+/// The partner PKI's settings (`[pki]`).
+#[derive(Clone, Debug)]
+pub struct PkiSettings {
+    /// Validity of a partner certificate when none is asked for.
+    pub partner_cert_days: u32,
+    /// The longest validity an admin or operator may ask for.
+    pub partner_cert_max_days: u32,
+    /// Certificates (partner, intermediate, server) expiring within this many days raise
+    /// an alert and are flagged `expiring_soon`.
+    pub expiry_warning_days: u32,
+    /// How often the server looks for revocations and a replaced server certificate.
+    pub watch_interval: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -433,12 +468,14 @@ pub struct Config {
     pub master_key: Option<palisade_identity::SecretString>,
     /// When the audit log is checkpointed (`[audit]`).
     pub audit_checkpoints: palisade_audit::CheckpointPolicy,
+    /// The partner PKI (`[pki]`).
+    pub pki: PkiSettings,
     /// Webhook delivery (`[webhooks]`).
     pub webhooks: palisade_webhooks::Settings,
 }
 
-const SECTIONS: [&str; 9] = [
-    "server", "tls", "database", "sessions", "log", "audit", "limits", "waf", "webhooks",
+const SECTIONS: [&str; 10] = [
+    "server", "tls", "database", "sessions", "log", "audit", "limits", "waf", "pki", "webhooks",
 ];
 const TOP_LEVEL: [&str; 1] = ["data_dir"];
 
@@ -801,6 +838,39 @@ impl RawConfig {
                     86_400,
                 )?,
             },
+            pki: self.pki.validate()?,
+        })
+    }
+}
+
+impl RawPki {
+    fn validate(self) -> Result<PkiSettings, ConfigError> {
+        let days = |key, value, max| {
+            positive(key, value, "days", max).map(|d| u32::try_from(d).unwrap_or(u32::MAX))
+        };
+        let max_days = days(
+            "pki.partner_cert_max_days",
+            self.partner_cert_max_days,
+            1826,
+        )?;
+        let default_days = days("pki.partner_cert_days", self.partner_cert_days, 1826)?;
+        if default_days > max_days {
+            return Err(refuse(
+                "pki.partner_cert_days",
+                "must not exceed pki.partner_cert_max_days",
+            ));
+        }
+        let interval = positive(
+            "pki.watch_interval_ms",
+            self.watch_interval_ms,
+            "ms",
+            60_000,
+        )?;
+        Ok(PkiSettings {
+            partner_cert_days: default_days,
+            partner_cert_max_days: max_days,
+            expiry_warning_days: days("pki.expiry_warning_days", self.expiry_warning_days, 365)?,
+            watch_interval: Duration::from_millis(interval),
         })
     }
 }

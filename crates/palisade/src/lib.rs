@@ -8,5 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod keycmd;
 pub mod operatorcmd;
+pub mod pkicmd;
 pub mod telemetry;
+mod tlswatch;
 pub mod vaultcmd;

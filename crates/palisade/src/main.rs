@@ -58,6 +58,14 @@ enum Command {
         #[command(subcommand)]
         action: VaultAction,
     },
+    /// The partner PKI: root and intermediate CAs, partner client certificates
+    /// (mutual TLS), revocation, and the server certificate.
+    Pki {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: PkiAction,
+    },
     /// Verify or export the audit log.
     Audit {
         #[command(flatten)]
@@ -149,6 +157,48 @@ fn read_value(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizi
         }
     }
     Ok(value)
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiAction {
+    /// Create the root CA and the intermediate issuing CA (keys sealed in the vault).
+    Init,
+    /// Issue a partner client certificate and key into --out-dir.
+    IssuePartner {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The partner's name: a-z, 0-9 and '-'.
+        #[arg(long)]
+        partner: String,
+        /// Validity in days (default: pki.partner_cert_days).
+        #[arg(long)]
+        days: Option<u32>,
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Revoke a partner certificate: running servers refuse it within a watch tick.
+    Revoke {
+        #[arg(long)]
+        serial: String,
+    },
+    /// List the CAs and partner certificates with their expiry.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Write the root CA key to a new file (mode 0600) for offline keeping.
+    ExportRootKey {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Delete the root CA key from the vault, once --exported holds it.
+    RemoveRootKey {
+        #[arg(long)]
+        exported: PathBuf,
+    },
+    /// Issue a new server certificate now; running servers load it without a restart.
+    ReissueServer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -452,6 +502,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Pki { target, action } => {
+            use palisade::pkicmd::PkiCommand;
+            let config = target.load()?;
+            palisade::telemetry::init(config.log_format, "warn");
+            let command = match action {
+                PkiAction::Init => PkiCommand::Init,
+                PkiAction::IssuePartner {
+                    tenant,
+                    partner,
+                    days,
+                    out_dir,
+                } => PkiCommand::IssuePartner {
+                    tenant,
+                    partner,
+                    days,
+                    out_dir,
+                },
+                PkiAction::Revoke { serial } => PkiCommand::Revoke { serial },
+                PkiAction::List { tenant } => PkiCommand::List { tenant },
+                PkiAction::ExportRootKey { out } => PkiCommand::ExportRootKey { out },
+                PkiAction::RemoveRootKey { exported } => PkiCommand::RemoveRootKey { exported },
+                PkiAction::ReissueServer => PkiCommand::ReissueServer,
+            };
+            println!("{}", palisade::pkicmd::run(&config, command).await?);
+            Ok(())
+        }
         Command::Audit { target, action } => {
             use palisade::auditcmd;
             let report = match action {
@@ -493,7 +569,11 @@ async fn demo(config: Config, new_agent_password: bool) -> anyhow::Result<()> {
         new_agent_password,
     )
     .await?;
+    let created = palisade::pkicmd::run_init(&config, &seed_store).await;
     seed_store.close().await;
+    if created? {
+        println!("Created the partner PKI (palisade pki list shows it).");
+    }
 
     let running = match palisade::app::start(&config, Some(tenant.widget.public_key.clone())).await
     {

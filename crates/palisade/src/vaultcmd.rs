@@ -57,7 +57,7 @@ pub enum VaultOutput {
 }
 
 /// The operator's access for this command.
-fn operator_access(reason: &str) -> Access {
+pub(crate) fn operator_access(reason: &str) -> Access {
     Access {
         actor_kind: ActorKind::Operator,
         actor_id: std::env::var("USER")
@@ -182,7 +182,12 @@ pub async fn run(
 /// operator may rotate them to fresh random values, never set one or change
 /// who reads it.
 fn refuse_own_key(scope: &str, name: &str, what: &str) -> anyhow::Result<()> {
-    let own = [crate::app::AUDIT_SIGNING_KEY, crate::app::VISITOR_TOKEN_KEY];
+    let own = [
+        crate::app::AUDIT_SIGNING_KEY,
+        crate::app::VISITOR_TOKEN_KEY,
+        crate::pkicmd::ROOT_KEY,
+        crate::pkicmd::INTERMEDIATE_KEY,
+    ];
     if scope == palisade_store::PLATFORM_SCOPE && own.contains(&name) {
         anyhow::bail!("{name} is Palisade's own key: it takes no {what}");
     }

@@ -39,6 +39,8 @@ pub enum IssueReason {
     ExpiresSoon,
     /// The certificate did not name every requested host name or address.
     NamesNotCovered,
+    /// The operator asked for a new one (`palisade pki reissue-server`).
+    Requested,
 }
 
 impl fmt::Display for IssueReason {
@@ -50,6 +52,7 @@ impl fmt::Display for IssueReason {
             Self::NotIssuedByCa => "the certificate was not issued by the current CA",
             Self::ExpiresSoon => "the certificate expires within 30 days",
             Self::NamesNotCovered => "the certificate did not cover every server name",
+            Self::Requested => "the operator asked for a new certificate",
         })
     }
 }

@@ -19,6 +19,7 @@ mod leaf;
 mod material;
 mod names;
 mod operator;
+pub mod partner;
 mod random;
 
 #[cfg(test)]
@@ -73,6 +74,32 @@ impl TlsPaths {
 /// Every file is written to a temporary file in `dir` and renamed into place.
 pub fn load_or_create(dir: &Path, server_names: &[String]) -> Result<TlsMaterial, PkiError> {
     load_or_create_at(dir, server_names, OffsetDateTime::now_utc())
+}
+
+/// Issues a new server certificate and key in `dir` with the existing internal CA, whatever
+/// the state of the current pair: for an operator who wants a fresh one now. The CA must
+/// exist (see [`load_or_create`]).
+pub fn reissue_server(dir: &Path, server_names: &[String]) -> Result<TlsMaterial, PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let names = ServerName::parse_all(server_names)?;
+    let paths = TlsPaths::in_dir(dir);
+    if files::read_optional(&paths.ca_cert)?.is_none() {
+        return Err(PkiError::CaCertMissing {
+            key: paths.ca_key.clone(),
+            cert: paths.ca_cert.clone(),
+        });
+    }
+    let ca = ca::InternalCa::load_or_create(&paths, now)?;
+    let server = leaf::issue(&paths, &ca, &names, now)?;
+    Ok(TlsMaterial {
+        ca_cert_pem: ca.cert_pem().to_owned(),
+        server_cert_chain_pem: server.chain_pem,
+        server_key_pem: server.key_pem,
+        ca_cert_path: paths.ca_cert,
+        server_cert_path: paths.server_cert,
+        server_key_path: paths.server_key,
+        origin: CertOrigin::Issued(IssueReason::Requested),
+    })
 }
 
 /// [`load_or_create`] as if the time were `now`.

@@ -421,3 +421,22 @@ fn unreadable_server_key_is_not_overwritten_even_without_a_server_cert() {
     assert!(matches!(err, PkiError::NoPrivateKey { .. }), "{err}");
     assert_eq!(read(&dir.join("server-key.pem")), b"not a key");
 }
+
+#[test]
+fn reissue_gives_a_new_server_pair_under_the_same_ca_and_needs_one() {
+    let tmp = TempDir::new("reissue");
+    let dir = tmp.tls();
+    let list = names(&["127.0.0.1"]);
+    assert!(matches!(
+        reissue_server(&dir, &list),
+        Err(PkiError::CaCertMissing { .. })
+    ));
+    let first = load_or_create(&dir, &list).expect("first");
+    let again = reissue_server(&dir, &list).expect("reissued");
+    assert_eq!(again.origin, CertOrigin::Issued(IssueReason::Requested));
+    assert_eq!(again.ca_cert_pem, first.ca_cert_pem);
+    assert_ne!(again.server_cert_chain_pem, first.server_cert_chain_pem);
+    assert_eq!(mode(&dir.join("server-key.pem")), 0o600);
+    let reloaded = load_operator_files(&again.server_cert_path, &again.server_key_path);
+    assert!(reloaded.is_ok(), "the new files form a pair");
+}

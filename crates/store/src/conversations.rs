@@ -84,6 +84,35 @@ impl Store {
         Ok(out)
     }
 
+    /// The tenant's conversations changed after the cursor `(updated_at, id)`, oldest change
+    /// first, at most `limit`: a feed a partner pages through.
+    pub async fn conversations_changed(
+        &self,
+        tenant: &TenantId,
+        after: (i64, &str),
+        limit: i64,
+    ) -> Result<Vec<Conversation>> {
+        let sql = format!(
+            "{CONVERSATION_SELECT} WHERE c.tenant_id = $1 \
+             AND (c.updated_at > $2 OR (c.updated_at = $2 AND c.id > $3)) \
+             ORDER BY c.updated_at, c.id LIMIT $4"
+        );
+        let mut tx = self.tenant_tx(tenant).await?;
+        let found = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant.as_str())
+            .bind(after.0)
+            .bind(after.1)
+            .bind(limit.clamp(1, MAX_PAGE))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut out = Vec::with_capacity(found.len());
+        for row in &found {
+            out.push(rows::conversation(self, row).await?);
+        }
+        Ok(out)
+    }
+
     pub async fn visitor_conversations(
         &self,
         tenant: &TenantId,

@@ -380,6 +380,42 @@ impl Store {
         Ok(id)
     }
 
+    /// A visitor of this tenant with its name opened: (widget id, name, created at).
+    pub async fn visitor_record(
+        &self,
+        tenant: &TenantId,
+        id: &VisitorId,
+    ) -> Result<Option<(WidgetId, Option<String>, i64)>> {
+        let row = sqlx::query(
+            "SELECT widget_id, name, key_version, created_at FROM visitors \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let name = match rows::opt_text(&row, "name")? {
+            Some(sealed) => {
+                let version = rows::opt_int(&row, "key_version")?;
+                let opened = self.keys().open(
+                    self.pool(),
+                    tenant.as_str(),
+                    VISITOR_NAME,
+                    id.as_str(),
+                    version,
+                    &sealed,
+                );
+                Some(opened.await?)
+            }
+            None => None,
+        };
+        let widget = WidgetId::from_raw(rows::text(&row, "widget_id")?);
+        Ok(Some((widget, name, rows::int(&row, "created_at")?)))
+    }
+
     /// Records the user id the tenant vouched for (identity verification).
     pub async fn set_visitor_verified_user(
         &self,

@@ -31,6 +31,7 @@ mod identity;
 pub mod keyring;
 mod legacy;
 mod notes;
+mod partners;
 mod rows;
 mod team;
 mod tenants;
@@ -47,6 +48,7 @@ pub use audit::{
 pub use directory::{AgentCredentials, NewAgent, NewWidget, SessionRecord, SessionStage};
 pub use identity::{MfaRecord, TenantSettings};
 pub use keyring::{PURGE_GRACE_MILLIS, RotationReport};
+pub use partners::{NewPartnerCert, PartnerCertRecord};
 pub use team::{AgentListing, LAST_OWNER, NewInvitation};
 pub use tenants::TenantSummary;
 pub use vault::{PLATFORM_SCOPE, VaultSecretMeta, VaultVersionMeta, VaultWrite};
@@ -239,6 +241,19 @@ impl Store {
                 set_tenant(&mut tx, tenant.as_str()).await?;
                 Ok(tx)
             }
+        }
+    }
+
+    /// [`Store::tenant_tx`] for `Some`; for `None` (an operator's or the
+    /// CLI's view of every tenant, a platform path) a transaction on the
+    /// platform pool.
+    pub(crate) async fn tenant_or_platform_tx(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Transaction<'static, Any>> {
+        match tenant {
+            Some(tenant) => self.tenant_tx(tenant).await,
+            None => Ok(self.pool.begin().await?),
         }
     }
 

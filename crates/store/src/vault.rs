@@ -207,6 +207,24 @@ impl Store {
             .collect()
     }
 
+    /// Deletes a secret and every version of it; true when there was one. The caller has
+    /// audited the deletion.
+    pub async fn vault_delete(&self, scope: &str, name: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM vault_versions WHERE scope = $1 AND name = $2")
+            .bind(scope)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM vault_secrets WHERE scope = $1 AND name = $2")
+            .bind(scope)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Opens one version's value. The caller has checked and audited the read.
     pub async fn vault_open(&self, scope: &str, name: &str, version: i64) -> Result<String> {
         let row = sqlx::query(

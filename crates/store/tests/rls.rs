@@ -20,7 +20,7 @@ impl CommitObserver for Quiet {
 }
 
 /// Tables whose rows belong to one tenant, with the column naming it.
-const TENANT_TABLES: [(&str, &str); 17] = [
+const TENANT_TABLES: [(&str, &str); 18] = [
     ("tenants", "id"),
     ("widgets", "tenant_id"),
     ("agents", "tenant_id"),
@@ -38,6 +38,7 @@ const TENANT_TABLES: [(&str, &str); 17] = [
     ("webhook_attempts", "tenant_id"),
     ("notes", "tenant_id"),
     ("canned_responses", "tenant_id"),
+    ("partner_certificates", "tenant_id"),
 ];
 
 fn postgres_asked() -> bool {

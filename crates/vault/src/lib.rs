@@ -374,6 +374,43 @@ impl Vault {
         Ok(self.store.vault_versions(scope, name).await?)
     }
 
+    /// Deletes a secret with all its versions, for keys taken offline. Audited before it
+    /// happens (fail closed); only an operator may do it.
+    pub async fn destroy(
+        &self,
+        scope: &str,
+        name: &str,
+        access: &Access,
+    ) -> Result<(), VaultError> {
+        check_reason(access)?;
+        self.meta(scope, name).await?;
+        if access.principal != Principal::Operator {
+            return Err(VaultError::Denied {
+                name: name.to_owned(),
+                principal: access.principal.to_string(),
+                readers: vec!["operator".into()],
+            });
+        }
+        self.audit(
+            access,
+            scope,
+            "vault.destroy",
+            name.to_owned(),
+            Outcome::Started,
+        )
+        .await?;
+        let deleted = self.store.vault_delete(scope, name).await;
+        let outcome = if deleted.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        self.audit(access, scope, "vault.destroy", name.to_owned(), outcome)
+            .await?;
+        deleted?;
+        Ok(())
+    }
+
     /// True when the secret exists (metadata only; not audited as a read).
     pub async fn exists(&self, scope: &str, name: &str) -> Result<bool, VaultError> {
         Ok(self.store.vault_secret(scope, name).await?.is_some())

@@ -8,6 +8,7 @@ mod agent;
 mod keys;
 mod mfa;
 mod operator;
+mod s2s;
 mod settings;
 mod team;
 mod visitor;
@@ -30,6 +31,7 @@ pub fn table() -> Vec<Route> {
     all.extend(agent::table());
     all.extend(mfa::table());
     all.extend(admin::table());
+    all.extend(s2s::table());
     all.extend(team::table());
     all.extend(keys::table());
     all.extend(settings::table());

@@ -16,6 +16,7 @@ mod identity;
 mod malformed;
 mod notes;
 mod operator;
+mod partners;
 mod permissions;
 mod routing;
 mod settings;

@@ -9,7 +9,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
         "/nope",
         "/v1/visitor/nope",
         "/v1/agent/conversations/x/nope",
-        "/s2s/v1/conversations",
+        "/s2s/v1/nope",
         "/widget/../Cargo.toml",
     ] {
         let resp = server

@@ -72,13 +72,16 @@ SELECT palisade_tenant_rls('webhook_deliveries', 'tenant_id', 'SELECT, INSERT, U
 SELECT palisade_tenant_rls('webhook_attempts', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 SELECT palisade_tenant_rls('notes', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 SELECT palisade_tenant_rls('canned_responses', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
+SELECT palisade_tenant_rls('partner_certificates', 'tenant_id', 'SELECT, INSERT, UPDATE, DELETE');
 
 -- The tenant's own audit entries are readable; appending (the global hash
 -- chain) is a platform path.
 SELECT palisade_tenant_rls('audit_log', 'tenant_id', 'SELECT');
 
--- Data keys and the vault are reached only through the keyring and the
--- vault (platform paths): RLS on, nothing granted to the tenant role.
+-- The partner PKI's CA certificates (pki_authorities) belong to no tenant:
+-- nothing is granted on them. Data keys and the vault are reached only
+-- through the keyring and the vault (platform paths): RLS on, nothing
+-- granted to the tenant role.
 SELECT palisade_tenant_rls('data_keys', 'tenant_id', NULL);
 SELECT palisade_tenant_rls('vault_secrets', 'scope', NULL);
 SELECT palisade_tenant_rls('vault_versions', 'scope', NULL);
