@@ -76,6 +76,7 @@ impl Store {
         let id = ApiKeyId::generate();
         let now = now_millis();
         let names: Vec<&str> = new.permissions.iter().map(|p| p.as_str()).collect();
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, created_by, name, prefix, token_hash, \
              permissions, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -89,8 +90,9 @@ impl Store {
         .bind(names.join(" "))
         .bind(now)
         .bind(new.expires_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(ApiKey {
             id,
             name: new.name.to_owned(),
@@ -109,27 +111,32 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id"
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         found.iter().map(api_key).collect()
     }
 
     /// One key of the tenant, revoked or not.
     pub async fn api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<Option<ApiKey>> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2");
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         row.as_ref().map(api_key).transpose()
     }
 
     /// Revokes a key of the tenant. NotFound when the tenant has no such
     /// key that is not already revoked.
     pub async fn revoke_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<()> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = $3 \
              WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
@@ -137,8 +144,9 @@ impl Store {
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -168,12 +176,14 @@ impl Store {
 
     /// Notes that a key was used at `at`.
     pub async fn touch_api_key(&self, tenant: &TenantId, id: &ApiKeyId, at: i64) -> Result<()> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(id.as_str())
             .bind(at)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -217,7 +217,11 @@ impl Store {
         for value in binds {
             query = query.bind(value);
         }
-        let found = query.bind(filter.limit).fetch_all(self.pool()).await?;
+        let mut tx = self
+            .tenant_tx(&palisade_model::TenantId::from_raw(tenant.to_owned()))
+            .await?;
+        let found = query.bind(filter.limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
         found.iter().map(record).collect()
     }
 

@@ -7,13 +7,15 @@ use palisade_model::{CannedResponse, MessageBody, Shortcut, TenantId, now_millis
 impl Store {
     /// The tenant's canned responses, by shortcut.
     pub async fn canned_responses(&self, tenant: &TenantId) -> Result<Vec<CannedResponse>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(
             "SELECT shortcut, body, updated_at FROM canned_responses \
              WHERE tenant_id = $1 ORDER BY shortcut",
         )
         .bind(tenant.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         found
             .iter()
             .map(|row| {
@@ -34,6 +36,7 @@ impl Store {
         body: &MessageBody,
     ) -> Result<CannedResponse> {
         let updated_at = now_millis();
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO canned_responses (tenant_id, shortcut, body, updated_at) \
              VALUES ($1, $2, $3, $4) \
@@ -44,8 +47,9 @@ impl Store {
         .bind(shortcut.as_str())
         .bind(body.as_str())
         .bind(updated_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(CannedResponse {
             shortcut: shortcut.clone(),
             body: body.clone(),
@@ -59,12 +63,14 @@ impl Store {
         tenant: &TenantId,
         shortcut: &Shortcut,
     ) -> Result<bool> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done =
             sqlx::query("DELETE FROM canned_responses WHERE tenant_id = $1 AND shortcut = $2")
                 .bind(tenant.as_str())
                 .bind(shortcut.as_str())
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 }

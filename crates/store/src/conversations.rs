@@ -21,6 +21,7 @@ impl Store {
     ) -> Result<Conversation> {
         let id = ConversationId::generate();
         let now = now_millis();
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO conversations (id, tenant_id, widget_id, visitor_id, status, last_seq, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, 'open', 0, $5, $5)",
@@ -30,8 +31,9 @@ impl Store {
         .bind(widget.as_str())
         .bind(visitor.as_str())
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.conversation(tenant, &id)
             .await?
             .ok_or(crate::StoreError::NotFound)
@@ -43,11 +45,13 @@ impl Store {
         id: &ConversationId,
     ) -> Result<Option<Conversation>> {
         let sql = format!("{CONVERSATION_SELECT} WHERE c.tenant_id = $1 AND c.id = $2");
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         match row {
             Some(row) => Ok(Some(rows::conversation(self, &row).await?)),
             None => Ok(None),
@@ -65,12 +69,14 @@ impl Store {
             "{CONVERSATION_SELECT} WHERE c.tenant_id = $1 AND ($2 = 'all' OR c.status = $2) \
              ORDER BY c.updated_at DESC, c.id DESC LIMIT $3"
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(status.map_or("all", ConversationStatus::as_str))
             .bind(limit.clamp(1, MAX_PAGE))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         let mut out = Vec::with_capacity(found.len());
         for row in &found {
             out.push(rows::conversation(self, row).await?);
@@ -91,13 +97,15 @@ impl Store {
              AND (c.updated_at > $2 OR (c.updated_at = $2 AND c.id > $3)) \
              ORDER BY c.updated_at, c.id LIMIT $4"
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(after.0)
             .bind(after.1)
             .bind(limit.clamp(1, MAX_PAGE))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         let mut out = Vec::with_capacity(found.len());
         for row in &found {
             out.push(rows::conversation(self, row).await?);
@@ -114,11 +122,13 @@ impl Store {
             "{CONVERSATION_SELECT} WHERE c.tenant_id = $1 AND c.visitor_id = $2 \
              ORDER BY c.created_at DESC LIMIT 100"
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(visitor.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         let mut out = Vec::with_capacity(found.len());
         for row in &found {
             out.push(rows::conversation(self, row).await?);
@@ -133,6 +143,7 @@ impl Store {
         id: &ConversationId,
         agent: &AgentId,
     ) -> Result<Option<Conversation>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "UPDATE conversations SET status = 'assigned', assignee_id = $3, updated_at = $4 \
              WHERE tenant_id = $1 AND id = $2 \
@@ -142,8 +153,9 @@ impl Store {
         .bind(id.as_str())
         .bind(agent.as_str())
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -155,6 +167,7 @@ impl Store {
         tenant: &TenantId,
         id: &ConversationId,
     ) -> Result<Option<Conversation>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "UPDATE conversations SET status = 'closed', updated_at = $3 \
              WHERE tenant_id = $1 AND id = $2",
@@ -162,8 +175,9 @@ impl Store {
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -177,6 +191,7 @@ impl Store {
         tenant: &TenantId,
         id: &ConversationId,
     ) -> Result<Option<Conversation>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "UPDATE conversations SET updated_at = $3, status = CASE \
              WHEN assignee_id IS NULL THEN 'open' ELSE 'assigned' END \
@@ -185,8 +200,9 @@ impl Store {
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.conversation(tenant, id).await
     }
 
@@ -202,13 +218,15 @@ impl Store {
             "{MESSAGE_SELECT} WHERE m.tenant_id = $1 AND m.conversation_id = $2 AND m.seq > $3 \
              ORDER BY m.seq LIMIT $4"
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(conversation.as_str())
             .bind(after)
             .bind(limit.clamp(1, MAX_PAGE))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         let mut out = Vec::with_capacity(found.len());
         for row in &found {
             out.push(rows::message(self, row).await?);

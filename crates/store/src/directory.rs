@@ -122,6 +122,7 @@ impl Store {
         let id = WidgetId::generate();
         let origins = serde_json::to_string(new.allowed_origins)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO widgets (id, tenant_id, name, public_key, allowed_origins, greeting, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -133,7 +134,7 @@ impl Store {
         .bind(origins)
         .bind(new.greeting)
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             if unique_violation(&e) {
@@ -142,6 +143,7 @@ impl Store {
                 e.into()
             }
         })?;
+        tx.commit().await?;
         Ok(Widget {
             id,
             tenant_id: tenant.clone(),
@@ -168,15 +170,18 @@ impl Store {
         let sql = format!(
             "SELECT {WIDGET_COLUMNS} FROM widgets w WHERE w.tenant_id = $1 ORDER BY w.created_at"
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         found.iter().map(rows::widget).collect()
     }
 
     pub async fn create_agent(&self, tenant: &TenantId, new: NewAgent<'_>) -> Result<Agent> {
         let id = AgentId::generate();
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO agents (id, tenant_id, email, name, role, password_hash, active, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7)",
@@ -188,7 +193,7 @@ impl Store {
         .bind(new.role.as_str())
         .bind(new.password_hash)
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             if unique_violation(&e) {
@@ -197,6 +202,7 @@ impl Store {
                 e.into()
             }
         })?;
+        tx.commit().await?;
         Ok(Agent {
             id,
             tenant_id: tenant.clone(),
@@ -230,13 +236,15 @@ impl Store {
         agent: &AgentId,
         password_hash: &str,
     ) -> Result<()> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done =
             sqlx::query("UPDATE agents SET password_hash = $3 WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_str())
                 .bind(agent.as_str())
                 .bind(password_hash)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?;
+        tx.commit().await?;
         if done.rows_affected() == 0 {
             Err(StoreError::NotFound)
         } else {
@@ -249,11 +257,13 @@ impl Store {
             "SELECT {AGENT_COLUMNS} FROM agents a \
              WHERE a.tenant_id = $1 AND a.id = $2 AND a.active = 1"
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         row.as_ref().map(rows::agent).transpose()
     }
 
@@ -261,16 +271,19 @@ impl Store {
         let sql = format!(
             "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.tenant_id = $1 ORDER BY a.created_at"
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         found.iter().map(rows::agent).collect()
     }
 
     /// Stores a new session under the hash of its token; the token itself is
     /// never stored.
     pub async fn create_session(&self, token_hash: &str, session: &SessionRecord) -> Result<()> {
+        let mut tx = self.tenant_tx(&session.tenant_id).await?;
         sqlx::query(
             "INSERT INTO agent_sessions (token_hash, tenant_id, agent_id, csrf_token, created_at, \
              last_seen_at, expires_at, stage, mfa_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -284,8 +297,9 @@ impl Store {
         .bind(session.expires_at)
         .bind(session.stage.as_str())
         .bind(session.mfa_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -348,6 +362,7 @@ impl Store {
         let email = email
             .map(|email| seal(VISITOR_EMAIL, email.as_str()))
             .transpose()?;
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO visitors (id, tenant_id, widget_id, name, email, key_version, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -359,8 +374,9 @@ impl Store {
         .bind(email)
         .bind(version)
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -407,22 +423,26 @@ impl Store {
         id: &VisitorId,
         user_id: &str,
     ) -> Result<()> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query("UPDATE visitors SET verified_user_id = $3 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(id.as_str())
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// True when the visitor exists in this tenant.
     pub async fn visitor_exists(&self, tenant: &TenantId, id: &VisitorId) -> Result<bool> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query("SELECT 1 AS one FROM visitors WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(row.is_some())
     }
 }

@@ -25,14 +25,16 @@ impl std::fmt::Debug for MfaRecord {
 
 impl Store {
     pub async fn mfa(&self, tenant: &TenantId, agent: &AgentId) -> Result<Option<MfaRecord>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(
             "SELECT secret, key_version, confirmed_at, last_step FROM mfa_totp \
              WHERE tenant_id = $1 AND agent_id = $2",
         )
         .bind(tenant.as_str())
         .bind(agent.as_str())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
         let sealed = rows::text(&row, "secret")?;
         let version = Some(rows::int(&row, "key_version")?);
@@ -67,12 +69,13 @@ impl Store {
         let (version, key) = self.keys().active_key(&mut conn, tenant.as_str()).await?;
         drop(conn);
         let sealed = KeyRing::seal(&key, tenant.as_str(), MFA_SECRET, agent.as_str(), secret)?;
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "DELETE FROM mfa_totp WHERE tenant_id = $1 AND agent_id = $2 AND confirmed_at IS NULL",
         )
         .bind(tenant.as_str())
         .bind(agent.as_str())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         let done = sqlx::query(
             "INSERT INTO mfa_totp (agent_id, tenant_id, secret, key_version, last_step, \
@@ -83,8 +86,9 @@ impl Store {
         .bind(sealed)
         .bind(version)
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -97,7 +101,7 @@ impl Store {
         step: i64,
         recovery_hashes: &[String],
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "UPDATE mfa_totp SET confirmed_at = $3, last_step = $4 \
              WHERE tenant_id = $1 AND agent_id = $2 AND confirmed_at IS NULL AND last_step < $4",
@@ -139,6 +143,7 @@ impl Store {
         agent: &AgentId,
         step: i64,
     ) -> Result<bool> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "UPDATE mfa_totp SET last_step = $3 \
              WHERE tenant_id = $1 AND agent_id = $2 AND confirmed_at IS NOT NULL AND last_step < $3",
@@ -146,8 +151,9 @@ impl Store {
         .bind(tenant.as_str())
         .bind(agent.as_str())
         .bind(step)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -158,6 +164,7 @@ impl Store {
         agent: &AgentId,
         hash: &str,
     ) -> Result<bool> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "UPDATE mfa_recovery_codes SET used_at = $4 \
              WHERE tenant_id = $1 AND agent_id = $2 AND code_hash = $3 AND used_at IS NULL",
@@ -166,8 +173,9 @@ impl Store {
         .bind(agent.as_str())
         .bind(hash)
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -188,18 +196,20 @@ impl Store {
         tenant: &TenantId,
         agent: &AgentId,
     ) -> Result<Vec<String>> {
+        let mut tx = self.tenant_write_tx(tenant).await?;
         let found = sqlx::query(
             "SELECT token_hash FROM agent_sessions WHERE tenant_id = $1 AND agent_id = $2",
         )
         .bind(tenant.as_str())
         .bind(agent.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM agent_sessions WHERE tenant_id = $1 AND agent_id = $2")
             .bind(tenant.as_str())
             .bind(agent.as_str())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         found
             .iter()
             .map(|row| rows::text(row, "token_hash"))
@@ -209,10 +219,12 @@ impl Store {
     /// Whether the tenant requires agents (not only owners and admins) to
     /// use a second factor.
     pub async fn tenant_requires_agent_mfa(&self, tenant: &TenantId) -> Result<bool> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query("SELECT require_agent_mfa FROM tenants WHERE id = $1")
             .bind(tenant.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(row
             .map(|r| rows::int(&r, "require_agent_mfa"))
             .transpose()?
@@ -225,24 +237,28 @@ impl Store {
         tenant: &TenantId,
         required: bool,
     ) -> Result<()> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query("UPDATE tenants SET require_agent_mfa = $2 WHERE id = $1")
             .bind(tenant.as_str())
             .bind(i64::from(required))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// The tenant's name and sign-in and visitor identity policies.
     pub async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(
             "SELECT id, name, slug, require_agent_mfa, identity_verification_required \
              FROM tenants WHERE id = $1",
         )
         .bind(tenant.as_str())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or(crate::StoreError::NotFound)?;
+        tx.commit().await?;
         Ok(TenantSettings {
             id: TenantId::from_raw(rows::text(&row, "id")?),
             name: rows::text(&row, "name")?,
@@ -257,11 +273,13 @@ impl Store {
         tenant: &TenantId,
         required: bool,
     ) -> Result<()> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query("UPDATE tenants SET identity_verification_required = $2 WHERE id = $1")
             .bind(tenant.as_str())
             .bind(i64::from(required))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -10,6 +10,10 @@
 //!   it, so no caller can reach another tenant's rows by id (the webhook
 //!   worker's outbox lease and subscription cache are the only cross-tenant
 //!   reads, and each row they return carries its tenant);
+//! - on PostgreSQL those methods also run through [`Store::tenant_tx`], as
+//!   the role [`TENANT_ROLE`] that row-level security binds, with the tenant
+//!   set for the transaction: a second wall if a filter is ever wrong. Only
+//!   the platform paths listed in docs/SECURITY.md use the unbound pool;
 //! - messages are written only by the [`MessageWriter`], one task that batches
 //!   concurrent sends into one durable commit (group commit) and assigns each
 //!   conversation's sequence numbers without gaps;
@@ -60,7 +64,7 @@ use keyring::KeyRing;
 use palisade_crypto::KeyProvider;
 use palisade_model::TenantId;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,10 +115,19 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The PostgreSQL role tenant-scoped queries run as; row-level security
+/// binds it (see the migration `0020_row_level_security.sql`).
+pub const TENANT_ROLE: &str = "palisade_tenant";
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Platform paths: migrations and the few named lookups that span
+    /// tenants (see docs/SECURITY.md). On SQLite, everything.
     pool: AnyPool,
+    /// PostgreSQL only: connections that `SET ROLE` to [`TENANT_ROLE`], used
+    /// through [`Store::tenant_tx`] for every tenant-scoped query.
+    tenant_pool: Option<AnyPool>,
     backend: Backend,
     keys: Arc<KeyRing>,
 }
@@ -157,15 +170,22 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
+        let tenant_pool = match backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                None
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Some(connect_tenant_pool(options, max_connections).await?)
+            }
+        };
         let keys = Arc::new(KeyRing::establish(&pool, keys).await?);
         let store = Self {
             pool,
+            tenant_pool,
             backend,
             keys,
         };
@@ -177,13 +197,24 @@ impl Store {
         self.backend
     }
 
-    /// True when the database answers: the ops listener's readiness check.
+    /// True when the database answers on every pool (on PostgreSQL the
+    /// tenant pool too, so a lost role shows): the ops listener's readiness
+    /// check.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let platform = sqlx::query("SELECT 1").execute(&self.pool).await.is_ok();
+        match &self.tenant_pool {
+            None => platform,
+            Some(tenant_pool) => {
+                platform && sqlx::query("SELECT 1").execute(tenant_pool).await.is_ok()
+            }
+        }
     }
 
     /// Closes every connection; pending writes must be drained first.
     pub async fn close(&self) {
+        if let Some(tenant_pool) = &self.tenant_pool {
+            tenant_pool.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -197,6 +228,66 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Begins a transaction for `tenant`'s rows. On PostgreSQL it runs on
+    /// the tenant pool with `palisade.tenant_id` set for this transaction
+    /// only, so row-level security admits that tenant's rows and no other;
+    /// the queries inside keep their own `tenant_id` filters as the first
+    /// wall. On SQLite it is a plain transaction.
+    pub(crate) async fn tenant_tx(&self, tenant: &TenantId) -> Result<Transaction<'static, Any>> {
+        match &self.tenant_pool {
+            None => Ok(self.pool.begin().await?),
+            Some(tenant_pool) => {
+                let mut tx = tenant_pool.begin().await?;
+                set_tenant(&mut tx, tenant.as_str()).await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// [`Store::tenant_tx`] for `Some`; for `None` (an operator's or the
+    /// CLI's view of every tenant, a platform path) a transaction on the
+    /// platform pool.
+    pub(crate) async fn tenant_or_platform_tx(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Transaction<'static, Any>> {
+        match tenant {
+            Some(tenant) => self.tenant_tx(tenant).await,
+            None => Ok(self.pool.begin().await?),
+        }
+    }
+
+    /// Like [`Store::tenant_tx`], but on SQLite takes the write lock first
+    /// (`BEGIN IMMEDIATE`), for transactions that read before they write.
+    pub(crate) async fn tenant_write_tx(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Transaction<'static, Any>> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => self.tenant_tx(tenant).await,
+        }
+    }
+
+    /// Opens a transaction on the tenant pool with no tenant set (so RLS
+    /// admits no row until [`set_tenant`] runs), or on SQLite one that holds
+    /// the write lock: for the writer, which sets each batch tenant in turn.
+    pub(crate) async fn scoped_write_tx(&self) -> Result<Transaction<'static, Any>> {
+        match &self.tenant_pool {
+            None => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Some(tenant_pool) => Ok(tenant_pool.begin().await?),
+        }
+    }
+
+    /// A tenant-pool transaction with no tenant set (tests only use it to
+    /// show that such a transaction sees nothing).
+    pub(crate) async fn unscoped_tenant_tx(&self) -> Result<Transaction<'static, Any>> {
+        match &self.tenant_pool {
+            None => Ok(self.pool.begin().await?),
+            Some(tenant_pool) => Ok(tenant_pool.begin().await?),
+        }
     }
 
     pub(crate) fn keys(&self) -> &KeyRing {
@@ -290,4 +381,33 @@ impl Store {
     pub async fn ensure_tenant(&self, slug: &str, name: &str) -> Result<TenantId> {
         directory::ensure_tenant(self, slug, name).await
     }
+}
+
+/// Opens the PostgreSQL pool whose connections drop to [`TENANT_ROLE`] at
+/// once. A connection that cannot switch role is refused, so a database
+/// without the role fails start-up instead of running unbound.
+async fn connect_tenant_pool(options: AnyConnectOptions, max_connections: u32) -> Result<AnyPool> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("SET ROLE palisade_tenant").await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Sets the tenant row-level security admits for the rest of the current
+/// PostgreSQL transaction (a no-op outside PostgreSQL's tenant pool is the
+/// caller's business: SQLite has no such setting).
+pub(crate) async fn set_tenant(conn: &mut AnyConnection, tenant: &str) -> Result<()> {
+    sqlx::query("SELECT set_config('palisade.tenant_id', $1, true)")
+        .bind(tenant)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -23,6 +23,7 @@ impl Store {
         drop(conn);
         let sealed = KeyRing::seal(&key, tenant.as_str(), NOTE_BODY, id.as_str(), body.as_str())?;
         let created_at = now_millis();
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO notes (id, tenant_id, conversation_id, author_id, body, key_version, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -34,8 +35,9 @@ impl Store {
         .bind(sealed)
         .bind(version)
         .bind(created_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(Note {
             id,
             conversation_id: conversation.clone(),
@@ -52,6 +54,7 @@ impl Store {
         tenant: &TenantId,
         conversation: &ConversationId,
     ) -> Result<Vec<Note>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(
             "SELECT n.id, n.author_id, a.name AS author_name, n.body, n.key_version, \
              n.created_at FROM notes n \
@@ -61,8 +64,9 @@ impl Store {
         )
         .bind(tenant.as_str())
         .bind(conversation.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let mut notes = Vec::with_capacity(found.len());
         for row in &found {
             let id = rows::text(row, "id")?;

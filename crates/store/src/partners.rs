@@ -81,6 +81,7 @@ impl Store {
     }
 
     pub async fn add_partner_cert(&self, new: NewPartnerCert<'_>) -> Result<()> {
+        let mut tx = self.tenant_tx(new.tenant).await?;
         sqlx::query(
             "INSERT INTO partner_certificates (serial, tenant_id, partner, not_before, \
              not_after, renewed_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -92,8 +93,9 @@ impl Store {
         .bind(new.not_after)
         .bind(new.renewed_from)
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -110,10 +112,12 @@ impl Store {
     /// The tenant's certificates (or every tenant's), soonest to expire first.
     pub async fn partner_certs(&self, tenant: Option<&TenantId>) -> Result<Vec<PartnerCertRecord>> {
         let sql = format!("{SELECT} WHERE ($1 = '' OR tenant_id = $1) ORDER BY not_after, serial");
+        let mut tx = self.tenant_or_platform_tx(tenant).await?;
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.map_or("", TenantId::as_str))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         found.iter().map(record).collect()
     }
 
@@ -125,6 +129,7 @@ impl Store {
         serial: &str,
         at: i64,
     ) -> Result<Option<PartnerCertRecord>> {
+        let mut tx = self.tenant_or_platform_tx(tenant).await?;
         sqlx::query(
             "UPDATE partner_certificates SET revoked_at = $3 \
              WHERE serial = $1 AND ($2 = '' OR tenant_id = $2) AND revoked_at IS NULL",
@@ -132,8 +137,9 @@ impl Store {
         .bind(serial)
         .bind(tenant.map_or("", TenantId::as_str))
         .bind(at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let found = self.partner_cert(serial).await?;
         Ok(found.filter(|r| tenant.is_none_or(|t| r.tenant_id == t.as_str())))
     }

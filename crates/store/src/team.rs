@@ -64,10 +64,12 @@ impl Store {
     /// Every agent of the tenant, active or not, oldest first.
     pub async fn agent_listings(&self, tenant: &TenantId) -> Result<Vec<AgentListing>> {
         let sql = format!("{LISTING_SELECT} WHERE a.tenant_id = $1 ORDER BY a.created_at, a.id");
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         found.iter().map(listing).collect()
     }
 
@@ -78,15 +80,19 @@ impl Store {
         id: &AgentId,
     ) -> Result<Option<AgentListing>> {
         let sql = format!("{LISTING_SELECT} WHERE a.tenant_id = $1 AND a.id = $2");
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         row.as_ref().map(listing).transpose()
     }
 
     /// Stores an invitation. Conflict when an account has this address.
+    /// Emails are unique across tenants, so that check is a platform path;
+    /// the insert runs in the tenant's transaction.
     pub async fn create_invitation(&self, tenant: &TenantId, new: NewInvitation<'_>) -> Result<()> {
         let taken = sqlx::query("SELECT 1 AS one FROM agents WHERE email = $1")
             .bind(new.email.as_str())
@@ -95,6 +101,7 @@ impl Store {
         if taken.is_some() {
             return Err(StoreError::Conflict("email already in use"));
         }
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO agent_invitations (token_hash, tenant_id, email, name, role, \
              invited_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -107,8 +114,9 @@ impl Store {
         .bind(new.invited_by.as_str())
         .bind(now_millis())
         .bind(new.expires_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -230,9 +238,9 @@ impl Store {
         query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<()> {
         let mut tx = match self.backend() {
-            crate::Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            crate::Backend::Sqlite => self.tenant_write_tx(tenant).await?,
             crate::Backend::Postgres => {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.tenant_tx(tenant).await?;
                 sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
                     .bind(tenant.as_str())
                     .fetch_optional(&mut *tx)

@@ -66,6 +66,27 @@ pub async fn discard(url: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs `sql` as the store's tenant-scoped methods run theirs: on
+/// PostgreSQL in a transaction of the tenant pool (role
+/// [`crate::TENANT_ROLE`]) with `tenant` set, or with no tenant set at all
+/// for `None`; on SQLite in a plain transaction. Returns the rows. It lets
+/// tests aim raw SQL without any `tenant_id` filter at row-level security.
+pub async fn rows_in_tenant_tx(
+    store: &Store,
+    tenant: Option<&palisade_model::TenantId>,
+    sql: &str,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    let mut tx = match tenant {
+        Some(tenant) => store.tenant_tx(tenant).await?,
+        None => store.unscoped_tenant_tx().await?,
+    };
+    let rows = sqlx::query(AssertSqlSafe(sql.to_owned()))
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 /// A fresh store on `backend`, with a new in-memory master key.
 pub async fn fresh_store(backend: Backend, dir: &std::path::Path) -> Result<Store> {
     Store::connect(&fresh_url(backend, dir).await?, 8, memory_keys()).await

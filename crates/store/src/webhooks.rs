@@ -6,7 +6,7 @@
 
 use crate::keyring::{KeyRing, WEBHOOK_PAYLOAD};
 use crate::rows;
-use crate::{Backend, Result, Store};
+use crate::{Result, Store};
 use palisade_model::{TenantId, now_millis};
 use sqlx::any::AnyRow;
 
@@ -170,6 +170,7 @@ impl Store {
         new: NewWebhookSubscription<'_>,
     ) -> Result<WebhookSubscription> {
         let now = now_millis();
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO webhook_subscriptions (id, tenant_id, partner, url, events, \
              secret_name, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -182,8 +183,9 @@ impl Store {
         .bind(new.secret_name)
         .bind(new.created_by)
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(WebhookSubscription {
             id: new.id.to_owned(),
             tenant_id: tenant.clone(),
@@ -201,14 +203,16 @@ impl Store {
         &self,
         tenant: &TenantId,
     ) -> Result<Vec<WebhookSubscription>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(
             "SELECT id, tenant_id, partner, url, events, secret_name, created_by, created_at \
              FROM webhook_subscriptions WHERE tenant_id = $1 AND removed_at IS NULL \
              ORDER BY created_at, id",
         )
         .bind(tenant.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         found.iter().map(subscription).collect()
     }
 
@@ -228,10 +232,7 @@ impl Store {
     /// Marks the subscription removed and cancels its pending deliveries;
     /// false when the tenant has no such (active) subscription.
     pub async fn webhook_remove(&self, tenant: &TenantId, id: &str) -> Result<bool> {
-        let mut tx = match self.backend() {
-            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool().begin().await?,
-        };
+        let mut tx = self.tenant_write_tx(tenant).await?;
         let now = now_millis();
         let done = sqlx::query(
             "UPDATE webhook_subscriptions SET removed_at = $3 \
@@ -267,11 +268,11 @@ impl Store {
         if deliveries.is_empty() {
             return Ok(());
         }
-        let mut tx = match self.backend() {
-            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool().begin().await?,
-        };
-        let (version, key) = self.keys().active_key(&mut tx, tenant.as_str()).await?;
+        // The data key comes from the keyring (a platform path) first.
+        let mut conn = self.pool().acquire().await?;
+        let (version, key) = self.keys().active_key(&mut conn, tenant.as_str()).await?;
+        drop(conn);
+        let mut tx = self.tenant_write_tx(tenant).await?;
         let now = now_millis();
         for delivery in deliveries {
             let sealed = KeyRing::seal(
@@ -368,10 +369,7 @@ impl Store {
 
     /// Records one attempt and moves the delivery on, in one transaction.
     pub async fn webhook_record_attempt(&self, attempt: WebhookAttempt<'_>) -> Result<()> {
-        let mut tx = match self.backend() {
-            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool().begin().await?,
-        };
+        let mut tx = self.tenant_write_tx(attempt.tenant_id).await?;
         sqlx::query(
             "INSERT INTO webhook_attempts (delivery_id, attempt, tenant_id, at, duration_ms, \
              status_code, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -406,6 +404,7 @@ impl Store {
 
     /// A delivery that will not be attempted: its subscription is gone.
     pub async fn webhook_cancel(&self, tenant: &TenantId, delivery_id: &str) -> Result<()> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "UPDATE webhook_deliveries SET status = 'cancelled', updated_at = $3 \
              WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
@@ -413,8 +412,9 @@ impl Store {
         .bind(tenant.as_str())
         .bind(delivery_id)
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -427,12 +427,13 @@ impl Store {
         subscription_id: &str,
         limit: i64,
     ) -> Result<Option<Vec<WebhookDeliveryRecord>>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let known = sqlx::query(
             "SELECT 1 AS one FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(subscription_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
         if known.is_none() {
             return Ok(None);
@@ -446,7 +447,7 @@ impl Store {
         .bind(tenant.as_str())
         .bind(subscription_id)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
         let mut deliveries = Vec::with_capacity(found.len());
         for row in &found {
@@ -457,7 +458,7 @@ impl Store {
             )
             .bind(tenant.as_str())
             .bind(&id)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|row| {
@@ -484,6 +485,7 @@ impl Store {
                 tries,
             });
         }
+        tx.commit().await?;
         Ok(Some(deliveries))
     }
 }

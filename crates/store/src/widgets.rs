@@ -21,6 +21,7 @@ impl Store {
     ) -> Result<Widget> {
         let json =
             serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "UPDATE widgets SET greeting = $3, settings = $4, settings_updated_at = $5 \
              WHERE tenant_id = $1 AND id = $2",
@@ -30,8 +31,9 @@ impl Store {
         .bind(greeting)
         .bind(json)
         .bind(now_millis())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -43,11 +45,13 @@ impl Store {
     pub async fn widget(&self, tenant: &TenantId, widget: &WidgetId) -> Result<Option<Widget>> {
         let sql =
             format!("SELECT {WIDGET_COLUMNS} FROM widgets w WHERE w.tenant_id = $1 AND w.id = $2");
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(widget.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         row.as_ref().map(rows::widget).transpose()
     }
 
@@ -59,10 +63,11 @@ impl Store {
         visitor: &VisitorId,
         email: &Email,
     ) -> Result<()> {
+        let mut tx = self.tenant_write_tx(tenant).await?;
         let row = sqlx::query("SELECT key_version FROM visitors WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(visitor.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
         let version = rows::opt_int(&row, "key_version")?
@@ -82,8 +87,9 @@ impl Store {
             .bind(tenant.as_str())
             .bind(visitor.as_str())
             .bind(sealed)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -92,6 +98,7 @@ impl Store {
         tenant: &TenantId,
         visitor: &VisitorId,
     ) -> Result<Option<VisitorDetails>> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(
             "SELECT v.id, v.widget_id, w.name AS widget_name, v.name, v.email, v.key_version, \
              v.created_at FROM visitors v \
@@ -100,8 +107,9 @@ impl Store {
         )
         .bind(tenant.as_str())
         .bind(visitor.as_str())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         let Some(row) = row else {
             return Ok(None);
         };

@@ -198,20 +198,24 @@ async fn write_batch(
     batch: &[(NewMessage, Reply)],
     commits: &AtomicU64,
 ) -> Result<Vec<Result<Appended, WriterError>>> {
-    // SQLite: take the write lock up front, so the reads below cannot be
-    // invalidated by another writer before our first write.
-    let mut tx = match store.backend() {
-        Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => store.pool().begin().await?,
-    };
+    // Data keys come from the keyring, a platform path, before the batch
+    // begins; a rotation in between only means this batch seals with the
+    // version just retired, which stays readable.
     let mut keys: HashMap<&str, (i64, DataKey)> = HashMap::new();
+    let mut conn = store.pool().acquire().await?;
     for (message, _) in batch {
         let tenant = message.tenant_id.as_str();
         if !keys.contains_key(tenant) {
-            let active = store.keys().active_key(&mut tx, tenant).await?;
+            let active = store.keys().active_key(&mut conn, tenant).await?;
             keys.insert(tenant, active);
         }
     }
+    drop(conn);
+    // SQLite: take the write lock up front, so the reads below cannot be
+    // invalidated by another writer before our first write. PostgreSQL: the
+    // tenant pool, with each message's tenant set before its statements.
+    let mut tx = store.scoped_write_tx().await?;
+    let mut scope = TenantScope::default();
     let mut conversations: HashMap<(&str, &str), Option<ConversationState>> = HashMap::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     let now = now_millis();
@@ -222,6 +226,7 @@ async fn write_batch(
             ));
         };
         let id_pair = (message.tenant_id.as_str(), message.conversation_id.as_str());
+        scope.enter(store, &mut tx, id_pair.0).await?;
         if let Entry::Vacant(slot) = conversations.entry(id_pair) {
             slot.insert(load_conversation(store.backend(), &mut tx, message).await?);
         }
@@ -253,6 +258,7 @@ async fn write_batch(
         let Some(state) = state.as_ref().filter(|s| s.touched) else {
             continue;
         };
+        scope.enter(store, &mut tx, tenant).await?;
         sqlx::query(
             "UPDATE conversations SET last_seq = $3, updated_at = $4, status = $5 \
              WHERE tenant_id = $1 AND id = $2",
@@ -270,6 +276,9 @@ async fn write_batch(
             continue;
         };
         let (message, _) = &batch[index];
+        scope
+            .enter(store, &mut tx, message.tenant_id.as_str())
+            .await?;
         let reopened = reload_conversation(store, &mut tx, message).await?;
         if let Some(Ok(appended)) = outcomes.get_mut(index) {
             appended.reopened = reopened;
@@ -278,6 +287,30 @@ async fn write_batch(
     tx.commit().await?;
     commits.fetch_add(1, Ordering::Relaxed);
     Ok(outcomes)
+}
+
+/// The tenant row-level security currently admits in a batch transaction
+/// (PostgreSQL); a batch spans tenants, so it is set again whenever the next
+/// statement belongs to another one.
+#[derive(Default)]
+struct TenantScope {
+    current: Option<String>,
+}
+
+impl TenantScope {
+    async fn enter(
+        &mut self,
+        store: &Store,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &str,
+    ) -> Result<()> {
+        if store.backend() == Backend::Sqlite || self.current.as_deref() == Some(tenant) {
+            return Ok(());
+        }
+        crate::set_tenant(tx, tenant).await?;
+        self.current = Some(tenant.to_owned());
+        Ok(())
+    }
 }
 
 /// Reads the conversation a message goes to, locking its row on PostgreSQL

@@ -9,6 +9,7 @@ mod keys;
 mod mfa;
 mod operator;
 mod s2s;
+mod s2s_webhooks;
 mod settings;
 mod stats;
 mod team;
@@ -33,6 +34,7 @@ pub fn table() -> Vec<Route> {
     all.extend(mfa::table());
     all.extend(admin::table());
     all.extend(s2s::table());
+    all.extend(s2s_webhooks::table());
     all.extend(team::table());
     all.extend(keys::table());
     all.extend(settings::table());

@@ -53,7 +53,7 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
-fn subscription_json(sub: &WebhookSubscription) -> Value {
+pub(super) fn subscription_json(sub: &WebhookSubscription) -> Value {
     json!({
         "id": sub.id,
         "partner": sub.partner,
@@ -64,7 +64,7 @@ fn subscription_json(sub: &WebhookSubscription) -> Value {
     })
 }
 
-fn delivery_json(delivery: &WebhookDeliveryRecord) -> Value {
+pub(super) fn delivery_json(delivery: &WebhookDeliveryRecord) -> Value {
     let attempts: Vec<Value> = delivery
         .tries
         .iter()
@@ -94,7 +94,7 @@ fn delivery_json(delivery: &WebhookDeliveryRecord) -> Value {
 }
 
 /// A client's mistake as a 4xx that says what to fix; ours as a 500.
-fn api_error(err: WebhookError) -> ApiError {
+pub(super) fn api_error(err: WebhookError) -> ApiError {
     match err {
         WebhookError::InvalidUrl(_) => ApiError::bad_request("invalid_url", err.to_string()),
         WebhookError::Refused(TargetError::Unresolved { .. }) => {
@@ -225,9 +225,9 @@ async fn remove(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeliveriesQuery {
+pub(super) struct DeliveriesQuery {
     #[serde(default = "default_limit")]
-    limit: i64,
+    pub(super) limit: i64,
 }
 
 fn default_limit() -> i64 {

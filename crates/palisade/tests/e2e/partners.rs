@@ -115,6 +115,7 @@ async fn call(
     let url = server.url(path);
     let req = match method {
         "GET" => client.get(url),
+        "DELETE" => client.delete(url),
         _ => client.post(url).json(&body.unwrap_or(json!({}))),
     };
     let resp = req.send().await?;
@@ -923,4 +924,95 @@ async fn certificates_near_expiry_are_counted_and_alerted_at_start() {
         "only the two-day certificate is within the seven-day window:\n{metrics}"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_partner_subscribes_webhooks_over_s2s_and_sees_only_its_own() {
+    let receiver = crate::webhooks::Receiver::start(&[]).await;
+    let env: Vec<(&str, &str)> = FAST_WATCH
+        .iter()
+        .chain(crate::webhooks::LOOPBACK_RECEIVER)
+        .copied()
+        .collect();
+    let server = TestServer::start_with_env(Backend::Sqlite, &env).await;
+    let acme = server.seed_tenant("acme").await;
+    pki(&server, PkiCommand::Init).await;
+    let crm = partner_client(&server, &issue(&server, "acme", "crm").await);
+    let billing = partner_client(&server, &issue(&server, "acme", "billing").await);
+    until_accepted(&crm, &server).await;
+    until_accepted(&billing, &server).await;
+
+    // Without a certificate: refused like every S2S route.
+    let (status, _) = server.get("/s2s/v1/webhooks", None).await;
+    assert_eq!(status, 401);
+    // A refused target is refused here as on the admin route.
+    let refused = json!({"url": "https://10.0.0.1/hook", "events": ["message.created"]});
+    let (status, body) = call(&crm, &server, "POST", "/s2s/v1/webhooks", Some(refused))
+        .await
+        .expect("sent");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "refused_target", "{body}");
+
+    let hook = json!({"url": receiver.url, "events": ["message.created"]});
+    let (status, created) = call(&crm, &server, "POST", "/s2s/v1/webhooks", Some(hook))
+        .await
+        .expect("sent");
+    assert_eq!(status, 201, "{created}");
+    let id = created["webhook"]["id"].as_str().expect("id").to_owned();
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    assert_eq!(created["webhook"]["partner"], "crm", "{created}");
+
+    // Its own list has it; the other partner of the same tenant sees
+    // nothing, and can neither read its deliveries nor remove it.
+    let (_, listed) = call(&crm, &server, "GET", "/s2s/v1/webhooks", None)
+        .await
+        .expect("sent");
+    assert_eq!(listed["webhooks"][0]["id"], id.as_str(), "{listed}");
+    assert!(!listed.to_string().contains(&secret));
+    let (_, theirs) = call(&billing, &server, "GET", "/s2s/v1/webhooks", None)
+        .await
+        .expect("sent");
+    assert_eq!(theirs["webhooks"], json!([]), "{theirs}");
+    let own = format!("/s2s/v1/webhooks/{id}");
+    let deliveries = format!("{own}/deliveries");
+    for (method, path) in [("GET", &deliveries), ("DELETE", &own)] {
+        let (status, _) = call(&billing, &server, method, path, None)
+            .await
+            .expect("sent");
+        assert_eq!(status, 404, "{method} {path}");
+    }
+
+    // A message the partner posts is delivered to its hook, signed.
+    let (_, conversation) = server.visitor(&acme).await;
+    let path = format!("/s2s/v1/conversations/{conversation}/messages");
+    let send = json!({"client_msg_id": "hook-1", "body": "Order shipped", "author": "system"});
+    let (status, _) = call(&crm, &server, "POST", &path, Some(send))
+        .await
+        .expect("sent");
+    assert_eq!(status, 201);
+    let hits = receiver.wait_for(1).await;
+    assert!(crate::webhooks::python_verifies(&secret, &hits[0]));
+    let (status, listed) = call(&crm, &server, "GET", &deliveries, None)
+        .await
+        .expect("sent");
+    assert_eq!(status, 200, "{listed}");
+    assert!(!listed["deliveries"].as_array().expect("list").is_empty());
+
+    // Removal by its owner is audited with the certificate's serial.
+    let (status, _) = call(&crm, &server, "DELETE", &own, None)
+        .await
+        .expect("sent");
+    assert_eq!(status, 204);
+    let (_, listed) = call(&crm, &server, "GET", "/s2s/v1/webhooks", None)
+        .await
+        .expect("sent");
+    assert_eq!(listed["webhooks"], json!([]), "{listed}");
+    let store = server.running.state.chat.store();
+    let records = store.audit_records(0, 100_000).await.expect("audit");
+    let removal = records
+        .iter()
+        .find(|r| r.action == "webhook.remove" && r.target == id)
+        .expect("the removal is on record");
+    assert_eq!(removal.actor_kind, "partner");
+    receiver.stop();
 }
