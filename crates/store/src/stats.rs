@@ -42,6 +42,9 @@ impl Store {
         let first_day = now.div_euclid(DAY_MILLIS) - (days - 1);
         let since = first_day * DAY_MILLIS;
 
+        // Both reads in one tenant transaction: row-level security on
+        // PostgreSQL, and one snapshot for the days and the backlog.
+        let mut tx = self.tenant_tx(tenant).await?;
         let found = sqlx::query(
             "SELECT c.created_at AS created_at, \
              (SELECT MIN(m.created_at) FROM messages m \
@@ -51,8 +54,16 @@ impl Store {
         )
         .bind(tenant.as_str())
         .bind(since)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        let backlog_rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM conversations \
+             WHERE tenant_id = $1 AND status IN ('open', 'assigned') GROUP BY status",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
 
         let slots = usize::try_from(days).unwrap_or(1);
         let mut counts = vec![0_i64; slots];
@@ -79,29 +90,15 @@ impl Store {
                 median_first_response_ms: median(&mut waits[slot]),
             })
             .collect();
-        Ok(TenantStats {
-            days,
-            backlog: self.backlog(tenant).await?,
-        })
-    }
-
-    async fn backlog(&self, tenant: &TenantId) -> Result<Backlog> {
-        let found = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM conversations \
-             WHERE tenant_id = $1 AND status IN ('open', 'assigned') GROUP BY status",
-        )
-        .bind(tenant.as_str())
-        .fetch_all(self.pool())
-        .await?;
         let mut backlog = Backlog::default();
-        for row in &found {
+        for row in &backlog_rows {
             let n = rows::int(row, "n")?;
             match rows::text(row, "status")?.as_str() {
                 "open" => backlog.open_unassigned = n,
                 _ => backlog.open_assigned = n,
             }
         }
-        Ok(backlog)
+        Ok(TenantStats { days, backlog })
     }
 }
 
