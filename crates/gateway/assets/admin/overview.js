@@ -38,6 +38,12 @@ export async function loadOverview() {
 const dayLabel = (ms) => new Date(ms).toISOString().slice(5, 10);
 const minutes = (ms) => (ms === null ? null : Math.round(ms / 6000) / 10);
 
+/** A first-response time for the table: seconds under a minute. */
+function duration(ms) {
+  if (ms === null) return "no replies";
+  return ms < 60_000 ? `${Math.round(ms / 1000)} s` : `${minutes(ms)} min`;
+}
+
 function draw(stats) {
   const { open_unassigned: waiting, open_assigned: taken } = stats.backlog;
   ui.backlog.textContent = `Open now: ${waiting} unassigned, ${taken} assigned.`;
@@ -50,11 +56,10 @@ function draw(stats) {
       "Median first response in minutes"),
   );
   ui.rows.replaceChildren(
-    ...stats.days.map((d) => {
-      const m = minutes(d.median_first_response_ms);
-      return row(new Date(d.day_start).toISOString().slice(0, 10), d.conversations,
-        m === null ? "no replies" : `${m} min`);
-    }),
+    ...stats.days.map((d) =>
+      row(new Date(d.day_start).toISOString().slice(0, 10), d.conversations,
+        duration(d.median_first_response_ms)),
+    ),
   );
 }
 
