@@ -163,6 +163,11 @@ test("a visitor and an agent chat live, and a reload keeps the history", async (
   await signIn(agent.page);
   await agent.page.locator("#conversations li").first().click();
   await agent.page.locator("#scroller").getByText("Hello, is my teapot on its way?").waitFor();
+  // The side panel names the visitor's page (the host page the loader runs
+  // on) and browser.
+  const panel = agent.page.locator("#thread-visitor");
+  await panel.getByText(`on ${demo.origin}/widget/demo.html`, { exact: false }).waitFor();
+  assert.match(await panel.textContent(), /Chrome \d+/);
   await agent.page.fill("#reply", "Yes, it ships today.");
   await agent.page.press("#reply", "Enter");
 

@@ -20,6 +20,10 @@ pub enum InputError {
     BadName,
     #[error("shortcut must be 1 to 32 characters of a-z, 0-9, '_' or '-'")]
     BadShortcut,
+    #[error(
+        "page_url must be an http:// or https:// URL of at most 2048 characters without spaces or control characters"
+    )]
+    BadPageUrl,
 }
 
 /// True for characters that reorder displayed text (bidirectional controls):
@@ -260,6 +264,100 @@ impl Shortcut {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The host page a widget runs on, as agents see it: an `http://` or
+/// `https://` URL cut to scheme, host and path. Query and fragment are
+/// dropped (they can carry the visitor's own tokens); what is left is
+/// rendered as text, never as a link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PageUrl(String);
+
+impl PageUrl {
+    pub const MAX_LEN: usize = 2048;
+
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+        let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
+        let clean = !raw.chars().any(|c| c.is_control() || c.is_whitespace());
+        if !scheme_ok || !clean || raw.len() > Self::MAX_LEN {
+            return Err(InputError::BadPageUrl);
+        }
+        let end = raw.find(['?', '#']).unwrap_or(raw.len());
+        let kept = &raw[..end];
+        let host = kept.split_once("://").map_or("", |(_, rest)| rest);
+        if host.is_empty() || host.starts_with('/') {
+            return Err(InputError::BadPageUrl);
+        }
+        Ok(Self(kept.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A browser's User-Agent header as a label for agents: printable ASCII
+/// only (anything else becomes `?`), at most 256 characters; `None` when
+/// nothing printable is left.
+pub fn browser_label(user_agent: &[u8]) -> Option<String> {
+    let label: String = user_agent
+        .iter()
+        .take(256)
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                char::from(b)
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let label = label.trim();
+    (!label.is_empty()).then(|| label.to_owned())
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn page_urls_keep_scheme_host_and_path_only() {
+        let page = PageUrl::parse("https://shop.example/checkout?token=s3cret#step-2");
+        assert_eq!(
+            page.map(|p| p.0),
+            Ok("https://shop.example/checkout".to_owned())
+        );
+        assert_eq!(
+            PageUrl::parse("HTTP://shop.example").map(|p| p.0),
+            Ok("HTTP://shop.example".to_owned())
+        );
+        let long = format!("https://shop.example/{}", "a".repeat(2100));
+        for bad in [
+            "",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "https://",
+            "https:///path",
+            "https://shop.example/a b",
+            "https://shop.example/\u{7}",
+            "ftp://shop.example/",
+            long.as_str(),
+        ] {
+            assert_eq!(PageUrl::parse(bad), Err(InputError::BadPageUrl), "{bad}");
+        }
+    }
+
+    #[test]
+    fn browser_labels_are_printable_and_bounded() {
+        assert_eq!(
+            browser_label(b"  Mozilla/5.0 (X11)  ").as_deref(),
+            Some("Mozilla/5.0 (X11)")
+        );
+        assert_eq!(browser_label(b"a\nb\xffc").as_deref(), Some("a?b?c"));
+        assert_eq!(browser_label(&[b'x'; 300]).map(|l| l.len()), Some(256));
+        assert_eq!(browser_label(b"   "), None);
     }
 }
 

@@ -13,7 +13,9 @@ mod widget;
 pub use ids::{
     AgentId, ApiKeyId, ConversationId, MessageId, NoteId, TenantId, VisitorId, WidgetId,
 };
-pub use input::{ClientMsgId, DisplayName, Email, InputError, MessageBody, Shortcut};
+pub use input::{
+    ClientMsgId, DisplayName, Email, InputError, MessageBody, PageUrl, Shortcut, browser_label,
+};
 pub use records::{
     Agent, AuthorKind, CannedResponse, Conversation, ConversationStatus, Message, Note, Permission,
     Role, Seq, VisitorDetails, Widget,

@@ -274,6 +274,10 @@ pub struct VisitorDetails {
     pub widget_name: String,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// The host page the widget was last opened on: scheme, host and path.
+    pub page_url: Option<String>,
+    /// The visitor's browser, as its User-Agent header named it.
+    pub browser: Option<String>,
     pub created_at: i64,
 }
 

@@ -101,7 +101,7 @@ impl Store {
         let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(
             "SELECT v.id, v.widget_id, w.name AS widget_name, v.name, v.email, v.key_version, \
-             v.created_at FROM visitors v \
+             v.page_url, v.browser, v.created_at FROM visitors v \
              JOIN widgets w ON w.id = v.widget_id AND w.tenant_id = v.tenant_id \
              WHERE v.tenant_id = $1 AND v.id = $2",
         )
@@ -142,7 +142,33 @@ impl Store {
             widget_name: rows::text(&row, "widget_name")?,
             name,
             email,
+            page_url: rows::opt_text(&row, "page_url")?,
+            browser: rows::opt_text(&row, "browser")?,
             created_at: row.try_get::<i64, _>("created_at")?,
         }))
+    }
+
+    /// Records where a visitor is chatting from (the host page and the
+    /// browser), as last seen; a `None` keeps what was there.
+    pub async fn set_visitor_context(
+        &self,
+        tenant: &TenantId,
+        visitor: &VisitorId,
+        page_url: Option<&str>,
+        browser: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        sqlx::query(
+            "UPDATE visitors SET page_url = COALESCE($3, page_url), \
+             browser = COALESCE($4, browser) WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(visitor.as_str())
+        .bind(page_url.map(str::to_owned))
+        .bind(browser.map(str::to_owned))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

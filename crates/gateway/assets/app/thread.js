@@ -117,7 +117,11 @@ export class ThreadView {
     const parts = [visitor.email || "no email given", `via ${visitor.widget_name}`];
     const verified = this.conversation && this.conversation.visitor_verified_user_id;
     if (verified) parts.splice(1, 0, `verified as ${verified}`);
+    if (visitor.page_url) parts.push(`on ${visitor.page_url}`);
+    if (visitor.browser) parts.push(browserName(visitor.browser));
     this.ui.visitor.textContent = parts.join(" · ");
+    // The whole User-Agent, for whoever needs the detail.
+    this.ui.visitor.title = visitor.browser || "";
   }
 
   /** Leaves the conversation (the list takes the screen on phones). */
@@ -366,4 +370,24 @@ export class ThreadView {
     close.addEventListener("click", () => this.#act("close", close));
     this.ui.reopen.addEventListener("click", () => this.#act("reopen", this.ui.reopen));
   }
+}
+
+/**
+ * A short name for a User-Agent ("Firefox 128", "Chrome 131"), or the
+ * start of it when no known browser is named. Order matters: Edge and
+ * Opera also say Chrome, and Chrome also says Safari.
+ */
+function browserName(userAgent) {
+  const known = [
+    ["Edge", /Edg\/(\d+)/],
+    ["Opera", /OPR\/(\d+)/],
+    ["Firefox", /Firefox\/(\d+)/],
+    ["Chrome", /(?:HeadlessChrome|Chrome|Chromium)\/(\d+)/],
+    ["Safari", /Version\/(\d+)[^ ]* .*Safari\//],
+  ];
+  for (const [name, pattern] of known) {
+    const match = userAgent.match(pattern);
+    if (match) return `${name} ${match[1]}`;
+  }
+  return userAgent.slice(0, 40);
 }

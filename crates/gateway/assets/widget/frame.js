@@ -51,7 +51,7 @@ const widgetKey =
   new URLSearchParams(location.search).get("key") ||
   new URLSearchParams(location.hash.slice(1)).get("key") ||
   "";
-const visitor = new VisitorSession(widgetKey);
+const visitor = new VisitorSession(widgetKey, hostPage());
 const parentOrigin = findParentOrigin();
 
 let socket = null;
@@ -309,6 +309,13 @@ function findParentOrigin() {
   } catch {
     return null;
   }
+}
+
+// The host page the loader named in our fragment (http or https only), or
+// null; the server keeps scheme, host and path.
+function hostPage() {
+  const page = new URLSearchParams(location.hash.slice(1)).get("page");
+  return page && /^https?:\/\//i.test(page) && page.length <= 2048 ? page : null;
 }
 
 // The loader tells us when its panel is shown or hidden.

@@ -104,7 +104,12 @@
       }
       // The key goes in the query: the server reads it there to allow this
       // widget's origins, and only those, to frame the chat.
-      frame.src = ORIGIN + "/widget/frame.html?key=" + encodeURIComponent(KEY);
+      // The host page (without query or fragment, which may hold the
+      // visitor's own tokens) rides in the fragment, which is never sent
+      // to a server: the frame passes it on for the agent's side panel.
+      const page = location.protocol + "//" + location.host + location.pathname;
+      frame.src =
+        ORIGIN + "/widget/frame.html?key=" + encodeURIComponent(KEY) + "#page=" + encodeURIComponent(page);
       frame.addEventListener("load", () => {
         if (open) frame.focus();
       });

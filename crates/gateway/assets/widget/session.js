@@ -13,8 +13,9 @@ const MIN_TOKEN_LIFE_MS = 60 * 1000;
 const RENEW_BEFORE_MS = 60 * 60 * 1000;
 
 export class VisitorSession {
-  constructor(widgetKey) {
+  constructor(widgetKey, page = null) {
     this.widgetKey = widgetKey;
+    this.page = page; // the host page, for the agent's side panel
     this.store = savedState(`palisade.visitor.${widgetKey}`);
     this.state = null; // { token, expires_at, visitor_id, conversation_id, widget, email_left }
     this.profile = {}; // what the pre-chat form asked for, used for a new visitor
@@ -123,6 +124,7 @@ export class VisitorSession {
 
   async #create(extra) {
     const body = { widget_key: this.widgetKey, ...extra };
+    if (this.page) body.page_url = this.page;
     const answer = await fetchJson("POST", "/v1/visitor/sessions", { body });
     return {
       token: answer.token,

@@ -11,13 +11,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{StrictJson, StrictQuery, VisitorAuth};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::Method;
 use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use palisade_chat::Actor;
 use palisade_identity::{MAX_USER_ID_BYTES, VisitorClaims, verify_user_hash};
-use palisade_model::{ConversationId, DisplayName, Email, FieldRule, TenantId, Widget, now_millis};
+use palisade_model::{
+    ConversationId, DisplayName, Email, FieldRule, PageUrl, TenantId, Widget, browser_label,
+    now_millis,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -84,11 +87,14 @@ struct SessionRequest {
     /// The tenant's id for this visitor, with `user_hash`, its signature.
     user_id: Option<String>,
     user_hash: Option<String>,
+    /// The host page the widget runs on (query and fragment are dropped).
+    page_url: Option<String>,
 }
 
 async fn create_session(
     State(state): State<AppState>,
     source: Source,
+    headers: HeaderMap,
     StrictJson(req): StrictJson<SessionRequest>,
 ) -> ApiResult<Response> {
     let widget = state
@@ -104,6 +110,12 @@ async fn create_session(
         let message = "send either resume_token or name and email, not both";
         return Err(ApiError::bad_request("conflicting_fields", message));
     }
+    let page = req
+        .page_url
+        .as_deref()
+        .map(PageUrl::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_page_url", e.to_string()))?;
     let verified = verified_user(&state, &source, &widget.tenant_id, &req).await?;
     let resumed = match &req.resume_token {
         Some(token) => match state.visitor_actor(token)? {
@@ -152,6 +164,20 @@ async fn create_session(
         }
     };
 
+    let browser = headers
+        .get(header::USER_AGENT)
+        .and_then(|ua| browser_label(ua.as_bytes()));
+    if page.is_some() || browser.is_some() {
+        let store = state.chat.store();
+        store
+            .set_visitor_context(
+                &widget.tenant_id,
+                &visitor_id,
+                page.as_ref().map(PageUrl::as_str),
+                browser.as_deref(),
+            )
+            .await?;
+    }
     if let Some(user_id) = &verified {
         let store = state.chat.store();
         store

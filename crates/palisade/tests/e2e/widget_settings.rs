@@ -163,3 +163,66 @@ async fn an_email_left_outside_business_hours_reaches_the_agents() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn agents_see_the_visitors_page_without_its_query_and_browser() {
+    on_each_backend(|backend| async move {
+        let server = TestServer::start(backend).await;
+        let tenant = server.seed_tenant("panel").await;
+        let session = |body: Value| {
+            server
+                .http
+                .post(server.url("/v1/visitor/sessions"))
+                .header(
+                    "user-agent",
+                    "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0 é",
+                )
+                .json(&body)
+                .send()
+        };
+
+        // Only http(s) pages are taken, with a clear error for the rest.
+        for bad in [
+            "ftp://shop.example/",
+            "https://",
+            "https://shop.example/a b",
+        ] {
+            let body = json!({"widget_key": tenant.widget_key, "page_url": bad});
+            let resp = session(body).await.expect("sent");
+            assert_eq!(resp.status().as_u16(), 400, "{bad}");
+            let answer: Value = resp.json().await.expect("json");
+            assert_eq!(answer["error"]["code"], "invalid_page_url", "{answer}");
+        }
+
+        let page = "https://shop.example/checkout?token=s3cret#step-2";
+        let body = json!({"widget_key": tenant.widget_key, "name": "Ann", "page_url": page});
+        let resp = session(body).await.expect("sent");
+        assert_eq!(resp.status().as_u16(), 201);
+        let created: Value = resp.json().await.expect("json");
+        let token = created["token"].as_str().expect("token").to_owned();
+        let (status, conversation) = server
+            .post("/v1/visitor/conversations", json!({}), Some(&token))
+            .await;
+        assert_eq!(status, 201, "{conversation}");
+        let id = conversation["id"].as_str().expect("id");
+
+        let agent = server.agent(&tenant).await;
+        let path = format!("/v1/agent/conversations/{id}/visitor");
+        let (status, visitor) = agent.get(&path).await;
+        assert_eq!(status, 200, "{visitor}");
+        assert_eq!(visitor["page_url"], "https://shop.example/checkout");
+        assert_eq!(
+            visitor["browser"],
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0 ??"
+        );
+        assert!(!visitor.to_string().contains("s3cret"), "{visitor}");
+
+        // Resuming on another page records the new one.
+        let body = json!({"widget_key": tenant.widget_key, "resume_token": token,
+            "page_url": "https://shop.example/help"});
+        assert_eq!(session(body).await.expect("sent").status().as_u16(), 201);
+        let (_, visitor) = agent.get(&path).await;
+        assert_eq!(visitor["page_url"], "https://shop.example/help");
+    })
+    .await;
+}
