@@ -21,15 +21,19 @@ pub enum InputError {
     #[error("shortcut must be 1 to 32 characters of a-z, 0-9, '_' or '-'")]
     BadShortcut,
     #[error(
-        "page_url must be an http:// or https:// URL of at most 2048 characters without spaces or control characters"
+        "page_url must be an http:// or https:// URL of at most 2048 characters without credentials, spaces, control or text-direction characters"
     )]
     BadPageUrl,
 }
 
 /// True for characters that reorder displayed text (bidirectional controls):
 /// harmless in chat text, but in a name they can disguise who wrote what.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+/// The whole Unicode Bidi_Control set, the Arabic letter mark included.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// A person's display name: trimmed, 1 to 100 characters, no control or
@@ -214,7 +218,14 @@ mod tests {
             DisplayName::parse(" Ann Lee ").map(|n| n.0),
             Ok("Ann Lee".to_owned())
         );
-        for bad in ["", "  ", "a\nb", "evil\u{202e}gnp", &"n".repeat(101)] {
+        for bad in [
+            "",
+            "  ",
+            "a\nb",
+            "evil\u{202e}gnp",
+            "a\u{61c}b",
+            &"n".repeat(101),
+        ] {
             assert_eq!(DisplayName::parse(bad), Err(InputError::BadName), "{bad:?}");
         }
     }
@@ -281,14 +292,17 @@ impl PageUrl {
     pub fn parse(raw: &str) -> Result<Self, InputError> {
         let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
         let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
-        let clean = !raw.chars().any(|c| c.is_control() || c.is_whitespace());
-        if !scheme_ok || !clean || raw.len() > Self::MAX_LEN {
+        let clean = !raw
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || is_bidi_control(c));
+        if !scheme_ok || !clean || raw.chars().count() > Self::MAX_LEN {
             return Err(InputError::BadPageUrl);
         }
         let end = raw.find(['?', '#']).unwrap_or(raw.len());
         let kept = &raw[..end];
         let host = kept.split_once("://").map_or("", |(_, rest)| rest);
-        if host.is_empty() || host.starts_with('/') {
+        let authority = host.split('/').next().unwrap_or("");
+        if authority.is_empty() || authority.contains('@') {
             return Err(InputError::BadPageUrl);
         }
         Ok(Self(kept.to_owned()))
@@ -343,6 +357,8 @@ mod page_tests {
             "https://shop.example/a b",
             "https://shop.example/\u{7}",
             "ftp://shop.example/",
+            "https://user:secret@shop.example/p",
+            "https://shop.example/\u{202e}gnp.exe",
             long.as_str(),
         ] {
             assert_eq!(PageUrl::parse(bad), Err(InputError::BadPageUrl), "{bad}");

@@ -23,7 +23,7 @@ pub enum SettingsError {
     EmptyWindow,
     #[error("{field} must be at most {limit} characters")]
     TooLong { field: &'static str, limit: usize },
-    #[error("{field} must not contain control characters")]
+    #[error("{field} must not contain control or text-direction characters")]
     ControlChar { field: &'static str },
 }
 
@@ -224,12 +224,13 @@ impl WidgetSettings {
 }
 
 /// A widget greeting or away message: at most `limit` characters, newlines
-/// allowed, no other control characters.
+/// allowed, no other control or text-direction characters.
 pub fn check_text(field: &'static str, text: &str, limit: usize) -> Result<(), SettingsError> {
     if text.chars().count() > limit {
         return Err(SettingsError::TooLong { field, limit });
     }
-    if text.chars().any(|c| c.is_control() && c != '\n') {
+    let bad = |c: char| (c.is_control() && c != '\n') || crate::input::is_bidi_control(c);
+    if text.chars().any(bad) {
         return Err(SettingsError::ControlChar { field });
     }
     Ok(())
@@ -317,6 +318,16 @@ mod tests {
             settings.check(),
             Err(SettingsError::ControlChar { .. })
         ));
+        settings.away_message = "back \u{202e}noos".into();
+        assert!(matches!(
+            settings.check(),
+            Err(SettingsError::ControlChar { .. })
+        ));
+        assert!(matches!(
+            check_text("greeting", "hi \u{61c}there", 200),
+            Err(SettingsError::ControlChar { .. })
+        ));
+        assert!(check_text("greeting", "Hi!\nHow can we help?", 200).is_ok());
     }
 
     #[test]
