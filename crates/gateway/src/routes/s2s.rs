@@ -65,7 +65,7 @@ fn actor(partner: &PartnerAuth, author: PartnerAuthor) -> Actor {
 }
 
 /// An audit event by the partner behind `partner`'s certificate.
-fn partner_event(
+pub(super) fn partner_event(
     source: &Source,
     partner: &PartnerAuth,
     action: &'static str,

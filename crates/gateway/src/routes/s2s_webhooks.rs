@@ -5,10 +5,11 @@
 //! audited before they happen, with the certificate's serial as the actor;
 //! the signing secret is in the answer to the creation, once.
 
+use super::s2s::partner_event;
 use super::webhooks::{DeliveriesQuery, api_error, delivery_json, subscription_json};
 use crate::AppState;
 use crate::access::{Access, Route, route};
-use crate::audit::{Source, event, record, record_after};
+use crate::audit::{Source, record, record_after};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{StrictJson, StrictQuery};
 use crate::partner::PartnerAuth;
@@ -50,23 +51,6 @@ async fn own(state: &AppState, partner: &PartnerAuth, id: &str) -> ApiResult<Web
         .ok_or(ApiError::NotFound("webhook"))
 }
 
-fn audited(
-    source: &Source,
-    partner: &PartnerAuth,
-    action: &'static str,
-    target: &str,
-    outcome: Outcome,
-) -> palisade_audit::Event {
-    event(
-        source,
-        (ActorKind::Partner, partner.serial.as_str()),
-        Some(partner.tenant_id.as_str()),
-        action,
-        target,
-        outcome,
-    )
-}
-
 async fn list(State(state): State<AppState>, partner: PartnerAuth) -> ApiResult<Json<Value>> {
     let subs = state
         .webhooks
@@ -100,7 +84,7 @@ async fn create(
     // Fail closed: nothing is stored unless the attempt is on record.
     record(
         &state,
-        audited(&source, &partner, action, &url.host, Outcome::Started),
+        partner_event(&source, &partner, action, &url.host, Outcome::Started),
     )
     .await?;
     let access = VaultAccess {
@@ -129,7 +113,7 @@ async fn create(
             };
             record_after(
                 &state,
-                audited(&source, &partner, action, &url.host, outcome),
+                partner_event(&source, &partner, action, &url.host, outcome),
             )
             .await;
             return Err(api_error(err));
@@ -138,7 +122,7 @@ async fn create(
     let target = format!("{} {}", created.subscription.id, url.host);
     record_after(
         &state,
-        audited(&source, &partner, action, &target, Outcome::Success),
+        partner_event(&source, &partner, action, &target, Outcome::Success),
     )
     .await;
     tracing::info!(serial = %partner.serial, webhook = %created.subscription.id,
@@ -160,7 +144,7 @@ async fn remove(
     let action = "webhook.remove";
     record(
         &state,
-        audited(&source, &partner, action, &id, Outcome::Started),
+        partner_event(&source, &partner, action, &id, Outcome::Started),
     )
     .await?;
     let removed = state.webhooks.remove(&partner.tenant_id, &id).await;
@@ -168,7 +152,11 @@ async fn remove(
         Ok(true) => Outcome::Success,
         _ => Outcome::Failure,
     };
-    record_after(&state, audited(&source, &partner, action, &id, outcome)).await;
+    record_after(
+        &state,
+        partner_event(&source, &partner, action, &id, outcome),
+    )
+    .await;
     if !removed.map_err(api_error)? {
         return Err(ApiError::NotFound("webhook"));
     }
